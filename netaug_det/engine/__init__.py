@@ -1,0 +1,2 @@
+"""Training-loop plugins (the NetAug hook)."""
+from . import hooks  # noqa: F401

@@ -1,0 +1,2 @@
+"""Model plugins: NetAug-capable backbones, depthwise YOLOv3 neck/head and the tiny detector."""
+from . import backbones, dense_heads, detectors, necks  # noqa: F401

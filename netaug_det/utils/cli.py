@@ -1,0 +1,59 @@
+"""Argument parsing and config loading shared by ``tools/train.py`` and ``tools/test.py``."""
+import argparse
+import os
+import os.path as osp
+from typing import Optional
+
+from mmengine.config import Config, DictAction
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """Adds the arguments every netaug_det tool shares with mmdet's tools."""
+    parser.add_argument('--work-dir', help='the directory to save logs and checkpoints')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings in the config, e.g. input_size=320 or '
+        'train_dataloader.batch_size=4; key=[a,b] for lists')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher: "pytorch" under torchrun (tools/dist_train.sh)')
+    # torchrun passes --local-rank; torch.distributed.launch passes --local_rank
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    """Reads ``args.config``, applies ``--cfg-options`` and the work dir.
+
+    A changed ``input_size`` is propagated to every pipeline and batch shape
+    that derives from it, so ``--cfg-options input_size=320`` resizes the
+    whole experiment.
+    """
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f'config file not found: {args.config}; pass the path of a '
+                                'config, e.g. configs/yolov3_mbv2_voc.py')
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options:
+        original_size = cfg.get('input_size')
+        cfg.merge_from_dict(args.cfg_options)
+        if cfg.get('input_size') != original_size:
+            from .config import apply_input_size
+            apply_input_size(cfg, original_size)
+    cfg.work_dir = resolve_work_dir(args.config, args.work_dir, cfg.get('work_dir'))
+    return cfg
+
+
+def resolve_work_dir(config_path: str, cli_work_dir: Optional[str],
+                     cfg_work_dir: Optional[str]) -> str:
+    """CLI > config > ``work_dirs/<config name>``, the mmdet precedence."""
+    if cli_work_dir is not None:
+        return cli_work_dir
+    if cfg_work_dir is not None:
+        return cfg_work_dir
+    return osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
