@@ -5,42 +5,12 @@ import pickle
 
 import pytest
 import torch
-import torch.nn as nn
 from mmengine.fileio import get_file_backend
-from mmengine.model import BaseModel
 from mmengine.runner import Runner
+from toy_task import ToyDataset, ToyRegressor
 
 import netaug_det  # noqa: F401  installs the checkpoint I/O
 from netaug_det.utils.checkpoint import AtomicLocalBackend
-
-
-class ToyRegressor(BaseModel):
-    """A linear model with mmengine's train_step/val_step contract."""
-
-    def __init__(self):
-        super().__init__()
-        self.linear = nn.Linear(4, 1)
-
-    def forward(self, inputs, targets=None, mode='tensor'):
-        preds = self.linear(inputs)
-        if mode == 'loss':
-            return dict(loss=((preds - targets)**2).mean())
-        return preds
-
-
-class ToyDataset(torch.utils.data.Dataset):
-
-    def __init__(self):
-        generator = torch.Generator().manual_seed(0)
-        self.inputs = torch.randn(16, 4, generator=generator)
-        self.targets = torch.randn(16, 1, generator=generator)
-        self.metainfo = dict(classes=('toy', ))
-
-    def __len__(self):
-        return len(self.inputs)
-
-    def __getitem__(self, index):
-        return dict(inputs=self.inputs[index], targets=self.targets[index])
 
 
 def build_runner(work_dir, max_iters, resume=False, load_from=None):
@@ -108,6 +78,9 @@ def test_local_backend_is_atomic(tmp_path, monkeypatch):
     backend = get_file_backend(str(target))
     assert isinstance(backend, AtomicLocalBackend)
     backend.put(b'complete old checkpoint', str(target))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
 
     def crash(_fd):
         raise OSError('disk full')

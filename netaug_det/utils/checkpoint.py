@@ -50,6 +50,12 @@ def reduce_history_buffer(buffer: HistoryBuffer) -> Tuple[type, tuple]:
     return HistoryBuffer, (buffer._log_history, buffer._count_history, buffer.max_length)
 
 
+def _current_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 class AtomicLocalBackend(LocalBackend):
     """mmengine's local file backend with atomic ``put``/``put_text`` (temp file + rename)."""
 
@@ -65,6 +71,7 @@ class AtomicLocalBackend(LocalBackend):
         os.makedirs(directory, exist_ok=True)
         fd, tmp_path = tempfile.mkstemp(dir=directory, prefix='.tmp_', suffix='.part')
         try:
+            os.fchmod(fd, 0o666 & ~_current_umask())  # mkstemp creates files as 0600
             with os.fdopen(fd, 'wb') as f:
                 f.write(data)
                 f.flush()

@@ -6,6 +6,9 @@ from typing import Optional
 
 from mmengine.config import Config, DictAction
 
+from .config import apply_config_variables
+from .distributed import setup_cpu_distributed
+
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
     """Adds the arguments every netaug_det tool shares with mmdet's tools."""
@@ -30,7 +33,8 @@ def load_config(args: argparse.Namespace) -> Config:
 
     A changed ``input_size`` is propagated to every pipeline and batch shape
     that derives from it, so ``--cfg-options input_size=320`` resizes the
-    whole experiment.
+    whole experiment; ``backbone_checkpoint`` becomes the backbone's
+    ``Pretrained`` init (see ``netaug_det.utils.config``).
     """
     if not osp.isfile(args.config):
         raise FileNotFoundError(f'config file not found: {args.config}; pass the path of a '
@@ -39,13 +43,13 @@ def load_config(args: argparse.Namespace) -> Config:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
+    original_input_size = cfg.get('input_size')
     if args.cfg_options:
-        original_size = cfg.get('input_size')
         cfg.merge_from_dict(args.cfg_options)
-        if cfg.get('input_size') != original_size:
-            from .config import apply_input_size
-            apply_input_size(cfg, original_size)
+    apply_config_variables(cfg, original_input_size)
     cfg.work_dir = resolve_work_dir(args.config, args.work_dir, cfg.get('work_dir'))
+    if args.launcher == 'pytorch':
+        setup_cpu_distributed(cfg)
     return cfg
 
 

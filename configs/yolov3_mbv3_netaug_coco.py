@@ -1,0 +1,5 @@
+# NetAug training of yolov3_mbv3_coco.py: the same detector and schedule, trained inside wider
+# backbones; the deployable detector is the baseline's.
+_base_ = ['./yolov3_mbv3_coco.py', './_base_/netaug.py']
+
+model = dict(backbone=dict(type='NetAugMobileNetV3'))

@@ -1,0 +1,3 @@
+from .tiny_yolo_head import TinyYOLOV3Head
+
+__all__ = ['TinyYOLOV3Head']

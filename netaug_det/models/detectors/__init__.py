@@ -1,0 +1,3 @@
+from .tiny_yolo import TinyYOLOV3
+
+__all__ = ['TinyYOLOV3']

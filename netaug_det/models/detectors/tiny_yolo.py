@@ -1,0 +1,64 @@
+"""YOLOv3 detector whose neck and head widths follow the backbone it is built with."""
+from typing import Sequence
+
+from mmdet.models.detectors import YOLOV3
+from mmdet.models.detectors.base import BaseDetector
+from mmdet.registry import MODELS
+from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
+
+
+def _derived(cfg: ConfigType, part: str, in_channels: Sequence[int], source: str) -> dict:
+    """``cfg`` with ``in_channels`` filled in; an explicit, different value is an error."""
+    cfg = dict(cfg)
+    given = cfg.get('in_channels')
+    if given is not None and list(given) != list(in_channels):
+        raise ValueError(
+            f'{part}.in_channels={list(given)} contradicts the {source} {list(in_channels)}; '
+            f'TinyYOLOV3 derives it, so remove in_channels from the {part} config')
+    cfg['in_channels'] = list(in_channels)
+    return cfg
+
+
+@MODELS.register_module()
+class TinyYOLOV3(YOLOV3):
+    """mmdet's ``YOLOV3`` that derives the neck and head input widths from the built modules.
+
+    The neck's ``in_channels`` are the backbone's ``out_channels`` reversed (deepest first, as
+    ``YOLOV3Neck`` expects) and the head's ``in_channels`` are the neck's ``out_channels``, so a
+    config changes the backbone (``widen_factor``, ``out_indices``, MobileNetV2 -> V3) without
+    touching channel lists. Everything else (losses, ``predict``, data flow) is ``YOLOV3``'s:
+    ``forward(inputs)`` with inputs (B, 3, H, W) returns, in 'tensor' mode, a 1-tuple of the
+    head's per-level prediction maps (B, num_base_priors * (5 + num_classes), H / s, W / s) for
+    the head's strides s (32, 16, 8).
+
+    Args:
+        backbone (dict): Backbone config; the built backbone must have ``out_channels``.
+        neck (dict): Neck config without ``in_channels``.
+        bbox_head (dict): Head config without ``in_channels``.
+        train_cfg, test_cfg, data_preprocessor, init_cfg: as in ``YOLOV3``.
+    """
+
+    def __init__(self,
+                 backbone: ConfigType,
+                 neck: ConfigType,
+                 bbox_head: ConfigType,
+                 train_cfg: OptConfigType = None,
+                 test_cfg: OptConfigType = None,
+                 data_preprocessor: OptConfigType = None,
+                 init_cfg: OptMultiConfig = None) -> None:
+        # SingleStageDetector.__init__ builds all three parts from their configs at once; the
+        # widths are only known part by part, so the parts are built here in order.
+        BaseDetector.__init__(self, data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.backbone = MODELS.build(backbone)
+        out_channels = getattr(self.backbone, 'out_channels', None)
+        if out_channels is None:
+            raise TypeError(f'{type(self.backbone).__name__} has no out_channels; TinyYOLOV3 needs '
+                            'a backbone that reports the widths of its outputs (e.g. '
+                            'TinyMobileNetV2, TinyMobileNetV3, NetAugMobileNetV2/V3)')
+        self.neck = MODELS.build(
+            _derived(neck, 'neck', out_channels[::-1], "backbone's out_channels (reversed)"))
+        self.bbox_head = MODELS.build(
+            dict(_derived(bbox_head, 'bbox_head', self.neck.out_channels,
+                          "neck's out_channels"), train_cfg=train_cfg, test_cfg=test_cfg))
+        self.train_cfg = train_cfg
+        self.test_cfg = test_cfg

@@ -1,0 +1,27 @@
+"""Makes mmengine's ``--launcher pytorch`` path work on machines without GPUs.
+
+mmengine 0.10.7 calls ``torch.cuda.set_device`` while initialising the process group and wraps the
+model in DDP with ``device_ids=[LOCAL_RANK]``; both fail on a CPU-only machine. Without CUDA we
+initialise the group with the gloo backend ourselves (the Runner then skips its own init) and
+configure the DDP wrapper for CPU modules (``device_ids=None``).
+"""
+import datetime
+
+import torch
+import torch.distributed as torch_dist
+from mmengine.config import Config
+
+
+def setup_cpu_distributed(cfg: Config) -> None:
+    """Initialises gloo and a CPU-friendly DDP wrapper config when no GPU is available."""
+    if torch.cuda.is_available():
+        return
+    if not torch_dist.is_initialized():
+        timeout = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout', 1800)
+        torch_dist.init_process_group(
+            backend='gloo', timeout=datetime.timedelta(seconds=timeout))
+    wrapper_cfg = dict(cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel'))
+    wrapper_cfg.setdefault('broadcast_buffers', False)
+    wrapper_cfg.setdefault('find_unused_parameters', cfg.get('find_unused_parameters', False))
+    wrapper_cfg['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper_cfg

@@ -1,0 +1,110 @@
+"""NetAug under DDP: 2 CPU processes (gloo, torchrun) against a single-process reference.
+
+Run by pytest, this file launches itself under ``torch.distributed.run``; each rank then trains
+the tiny detector of ``test_netaug_hook`` with NetAugHook for two iterations on its half of the
+data (DefaultSampler) and saves its parameters.
+"""
+import json
+import os
+import os.path as osp
+import socket
+import subprocess
+import sys
+from collections import Counter
+
+import torch
+import torch.distributed as torch_dist
+from mmengine.dataset import DefaultSampler, pseudo_collate
+from mmengine.runner.checkpoint import _load_checkpoint
+from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+from torch.utils.data import DataLoader
+
+from test_netaug_hook import (SGD_ARGS, RandomDetDataset, assert_same_state,
+                              build_detector, make_runner, netaug, total_loss)
+
+ALPHA, SEED, NUM_SAMPLES = 0.5, 11, 4
+# Every backbone layer feeds the neck, so DDP runs with find_unused_parameters=False: NetAug's
+# single forward/backward must leave no parameter without a gradient.
+OUT_INDICES = (2, 4, 7)
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def run_rank(out_dir: str) -> None:
+    """One DDP rank: two NetAug iterations (checkpoint after each); saves its parameters and the
+    gradient buckets all-reduced in each iteration."""
+    torch.set_num_threads(1)
+    torch_dist.init_process_group('gloo')  # env:// from torchrun; mmengine's init needs CUDA
+    dataset = RandomDetDataset(NUM_SAMPLES)
+    loader = DataLoader(dataset, batch_size=2, collate_fn=pseudo_collate,
+                        sampler=DefaultSampler(dataset, shuffle=False))
+    runner = make_runner(
+        out_dir, build_detector(out_indices=OUT_INDICES),
+        hooks=[netaug(alpha=ALPHA, sort_channels=False, seed=SEED)],
+        train_cfg=dict(by_epoch=False, max_iters=2), checkpoint_interval=1,
+        train_dataloader=loader, launcher='pytorch',
+        # CPU DDP: no device_ids (mmengine's default passes LOCAL_RANK, which DDP refuses on CPU)
+        cfg=dict(model_wrapper_cfg=dict(type='MMDistributedDataParallel', device_ids=None,
+                                        broadcast_buffers=False, find_unused_parameters=False)))
+    reduced = []
+
+    def counting_allreduce(process_group, bucket):
+        reduced.append([runner.iter, bucket.index()])
+        return allreduce_hook(process_group, bucket)
+
+    runner.model.register_comm_hook(None, counting_allreduce)
+    runner.train()
+    params = {name: param.detach() for name, param in runner.model.module.named_parameters()}
+    torch.save(params, osp.join(out_dir, f'rank{runner.rank}.pth'))
+    with open(osp.join(out_dir, f'reduced{runner.rank}.json'), 'w') as f:
+        json.dump(reduced, f)
+    torch_dist.destroy_process_group()
+
+
+def reference_step() -> dict:
+    """Both ranks' base + alpha * aux gradients (same sampled widths), averaged, one SGD step."""
+    model = build_detector(out_indices=OUT_INDICES)
+    rank_batches = [[0, 2], [1, 3]]  # DefaultSampler(shuffle=False): rank r gets r, r + 2, ...
+    for indices in rank_batches:
+        data = model.data_preprocessor(
+            pseudo_collate([RandomDetDataset(NUM_SAMPLES)[i] for i in indices]), training=True)
+        base_loss = total_loss(model, data)
+        model.backbone.set_mode('random', torch.Generator().manual_seed(SEED))
+        aux_loss = total_loss(model, data)
+        model.backbone.set_mode('base')
+        ((base_loss + ALPHA * aux_loss) / len(rank_batches)).backward()
+    torch.optim.SGD(model.parameters(), **SGD_ARGS).step()
+    return dict(model.named_parameters())
+
+
+def test_ddp_step_equals_averaged_reference(tmp_path):
+    python_path = os.pathsep.join([REPO_ROOT, os.environ.get('PYTHONPATH', '')])
+    env = dict(os.environ, PYTHONPATH=python_path, OMP_NUM_THREADS='1')
+    subprocess.run(
+        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
+         '--master_addr', '127.0.0.1', '--master_port', str(free_port()), __file__,
+         str(tmp_path)],
+        env=env, check=True, timeout=300)
+
+    after_first = _load_checkpoint(str(tmp_path / 'iter_1.pth'), map_location='cpu')
+    reference = reference_step()
+    assert_same_state({name: after_first['state_dict'][name] for name in reference},
+                      {name: param.detach() for name, param in reference.items()})
+    rank0, rank1 = (torch.load(tmp_path / f'rank{rank}.pth') for rank in (0, 1))
+    assert_same_state(rank0, rank1, rtol=0, atol=0)
+    assert not torch.equal(rank0['neck.detect1.conv1.conv.weight'],
+                           after_first['state_dict']['neck.detect1.conv1.conv.weight'])
+    # one backward per step: every gradient bucket is all-reduced exactly once per iteration
+    with open(tmp_path / 'reduced0.json') as f:
+        reduced = Counter(tuple(call) for call in json.load(f))
+    assert {iteration for iteration, _ in reduced} == {0, 1}
+    assert set(reduced.values()) == {1}
+
+
+if __name__ == '__main__':
+    run_rank(sys.argv[1])

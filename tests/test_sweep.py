@@ -1,0 +1,153 @@
+"""The resolution sweep: iso-AP50 interpolation, metric collection, outputs, a tiny real sweep."""
+import csv
+import json
+import os
+import os.path as osp
+import sys
+
+import matplotlib.image
+import pytest
+from mmengine.config import Config
+
+from netaug_det.datasets import generate_demo_dataset
+from netaug_det.utils.sweep import (DEFAULT_RESOLUTIONS, REPO_ROOT, SweepPoint, collect_points,
+                                    evaluator_type, iso_ap50_reduction, read_ap50, run_dir,
+                                    write_sweep_outputs)
+from tools.analysis import resolution_sweep
+
+VOC_KEY = 'pascal_voc/AP50'
+
+
+def curve(*points):
+    return [SweepPoint(*p) for p in points]
+
+
+BASELINE = curve((256, 100.0, 50.0), (320, 150.0, 60.0), (416, 250.0, 65.0))
+
+
+def test_reduction_interpolates_between_the_points_around_the_crossing():
+    netaug = curve((256, 100.0, 55.0), (320, 150.0, 63.0), (416, 250.0, 70.0))
+    iso = iso_ap50_reduction(BASELINE, netaug)
+    # target 65 (baseline at 416, 250M); NetAug crosses 65 between 63 @150M and 70 @250M
+    assert iso.status == 'interpolated' and iso.target_ap50 == 65.0
+    assert iso.netaug_macs == pytest.approx(150 + 2 / 7 * 100)
+    assert iso.reduction == pytest.approx(1 - (150 + 2 / 7 * 100) / 250)
+    assert '29% fewer MACs' in iso.describe()
+
+
+def test_reduction_takes_the_first_crossing_and_the_cheapest_best_baseline():
+    baseline = curve((256, 100.0, 50.0), (320, 150.0, 65.0), (416, 250.0, 65.0))
+    netaug = curve((416, 250.0, 80.0), (256, 100.0, 60.0), (320, 150.0, 70.0), (288, 120.0, 66))
+    iso = iso_ap50_reduction(baseline, netaug)
+    assert iso.baseline.resolution == 320
+    assert iso.netaug_macs == pytest.approx(100 + 5 / 6 * 20)
+    assert iso.reduction == pytest.approx(1 - (100 + 5 / 6 * 20) / 150)
+
+
+def test_never_reaching_the_baseline_is_said_plainly():
+    netaug = curve((256, 100.0, 40.0), (320, 150.0, 64.9), (416, 250.0, 50.0))
+    iso = iso_ap50_reduction(BASELINE, netaug)
+    assert iso.status == 'never' and iso.netaug_macs is None and iso.reduction is None
+    assert 'never reaches' in iso.describe() and '64.9 at 320px' in iso.describe()
+
+
+def test_reaching_it_below_the_grid_gives_a_bound():
+    netaug = curve((256, 100.0, 66.0), (320, 150.0, 70.0))
+    iso = iso_ap50_reduction(BASELINE, netaug)
+    assert iso.status == 'at_most' and iso.netaug_macs == 100.0
+    assert iso.reduction == pytest.approx(0.6) and 'at least 60% fewer' in iso.describe()
+    exact = iso_ap50_reduction(BASELINE, curve((256, 100.0, 65.0), (320, 150.0, 70.0)))
+    assert exact.status == 'interpolated' and exact.netaug_macs == 100.0
+
+
+def test_needing_more_macs_is_a_negative_reduction():
+    netaug = curve((256, 100.0, 50.0), (416, 250.0, 60.0), (448, 300.0, 70.0))
+    iso = iso_ap50_reduction(BASELINE, netaug)
+    assert iso.netaug_macs == pytest.approx(275.0) and iso.reduction == pytest.approx(-0.1)
+    assert '10% more MACs' in iso.describe()
+
+
+def write_json(path, data, lines=False):
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    with open(path, 'w') as f:
+        f.write('\n'.join(json.dumps(d) for d in data) if lines else json.dumps(data))
+
+
+def test_read_ap50_prefers_the_newest_test_then_the_last_validation(tmp_path):
+    work_dir = str(tmp_path / 'run')
+    train_scalars = osp.join(work_dir, '20260101_000000', 'vis_data', 'scalars.json')
+    write_json(train_scalars, [{'loss': 3.0, 'step': 1}, {VOC_KEY: 0.2, 'step': 1},
+                               {'loss': 2.0, 'step': 2}, {VOC_KEY: 0.25, 'step': 2}], lines=True)
+    assert read_ap50(work_dir, VOC_KEY) == pytest.approx(25.0)
+    write_json(osp.join(work_dir, '20260101_010000', '20260101_010000.json'), {VOC_KEY: 0.3})
+    write_json(osp.join(work_dir, '20260101_020000', '20260101_020000.json'), {VOC_KEY: 0.35})
+    write_json(osp.join(work_dir, '20260101_030000', '20260101_030000.json'), {'coco/x': 1.0})
+    assert read_ap50(work_dir, VOC_KEY) == pytest.approx(35.0)
+    with pytest.raises(FileNotFoundError, match='coco/bbox_mAP_50'):
+        read_ap50(work_dir, 'coco/bbox_mAP_50')
+
+
+def test_collect_and_outputs_from_hand_made_work_dirs(tmp_path):
+    aps = {'baseline': (0.5, 0.625), 'netaug': (0.5625, 0.75)}
+    for method, values in aps.items():
+        for resolution, ap in zip((64, 96), values):
+            stamp = '20260101_000000'
+            write_json(osp.join(run_dir(str(tmp_path), method, resolution), stamp,
+                                f'{stamp}.json'), {VOC_KEY: ap})
+    points = collect_points(str(tmp_path), (64, 96), {64: 10.0, 96: 22.5}, VOC_KEY)
+    assert points['netaug'] == curve((64, 10.0, 56.25), (96, 22.5, 75.0))
+    paths = write_sweep_outputs(points, str(tmp_path / 'out'))
+    with open(paths['csv']) as f:
+        assert list(csv.reader(f)) == [['resolution', 'MACs (M)', 'baseline AP50', 'netaug AP50'],
+                                       ['64', '10.0', '50.0', '56.2'],
+                                       ['96', '22.5', '62.5', '75.0']]
+    with open(paths['md']) as f:
+        markdown = f.read()
+    assert '| 96 | 22.5 | 62.5 | 75.0 |' in markdown
+    assert iso_ap50_reduction(points['baseline'], points['netaug']).describe() in markdown
+    assert matplotlib.image.imread(paths['png']).shape[2] in (3, 4)
+    missing = r'2 run\(s\) incomplete:\n.*baseline/r128.*\n.*netaug/r128'
+    with pytest.raises(FileNotFoundError, match=missing):
+        collect_points(str(tmp_path), (64, 96, 128), {64: 1, 96: 2, 128: 3}, VOC_KEY)
+
+
+@pytest.mark.parametrize('config, metric, grid', [
+    ('configs/yolov3_mbv2_voc.py', 'VOCMetric', (256, 288, 320, 352, 384, 416)),
+    ('configs/yolov3_mbv2_coco.py', 'CocoMetric', (288, 320, 352, 384, 416, 448)),
+])
+def test_the_paper_grids_follow_the_evaluator(config, metric, grid):
+    assert evaluator_type(Config.fromfile(osp.join(REPO_ROOT, config))) == metric
+    assert DEFAULT_RESOLUTIONS[metric] == grid
+
+
+def test_tiny_sweep_end_to_end_launch_then_collect(tmp_path, monkeypatch):
+    """Two resolutions, one epoch of two iterations each, through the real tools."""
+    data_root = str(tmp_path / 'data')
+    generate_demo_dataset(data_root, num_train=4, num_val=2, img_size=(64, 80))
+    loaders = ('train_dataloader', 'test_dataloader')
+    options = ['train_cfg.max_epochs=1', 'val_cfg=None', 'val_dataloader=None',
+               'val_evaluator=None'] + [
+        f'{loader}.{key}' for loader in loaders for key in (
+            f'dataset.data_root={data_root}', 'batch_size=2', 'num_workers=0',
+            'persistent_workers=False')
+    ]
+    work_dir = str(tmp_path / 'sweep')
+    argv = ['resolution_sweep.py', osp.join(REPO_ROOT, 'configs', 'demo', 'yolov3_mbv2_demo.py'),
+            osp.join(REPO_ROOT, 'configs', 'demo', 'yolov3_mbv2_netaug_demo.py'),
+            '--resolutions', '64', '96', '--work-dir', work_dir, '--cfg-options', *options]
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')  # children: no OpenMP contention on small CPUs
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, 'argv', argv)
+    resolution_sweep.main()
+    assert osp.isfile(osp.join(run_dir(work_dir, 'netaug', 96), 'deploy.pth'))
+    with open(osp.join(work_dir, 'resolution_sweep.csv')) as f:
+        rows = list(csv.reader(f))
+    assert [row[0] for row in rows] == ['resolution', '64', '96']
+    assert 0 < float(rows[1][1]) < float(rows[2][1])
+    assert all(0 <= float(ap) <= 100 for row in rows[1:] for ap in row[2:])
+    assert osp.isfile(osp.join(work_dir, 'resolution_sweep.png'))
+
+    monkeypatch.setattr(sys, 'argv', argv + ['--collect', '--out-dir', str(tmp_path / 'again')])
+    resolution_sweep.main()
+    with open(tmp_path / 'again' / 'resolution_sweep.csv') as f:
+        assert list(csv.reader(f)) == rows
