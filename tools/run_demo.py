@@ -63,7 +63,7 @@ def evaluate(checkpoint: str, work_dir: str, split_options: Dict[str, List[str]]
             '--metrics-json', metrics_file, *with_options([*extra, *options])
         ], osp.join(work_dir, f'test_{split}.log'), f'  [{split}] ', CHILD_ENV)
         with open(metrics_file) as f:
-            results[split] = 100 * json.load(f)[METRIC_KEY]
+            results[split] = round(100 * json.load(f)[METRIC_KEY], 1)  # VOCMetric rounds to 0.1%
     return results
 
 
@@ -78,6 +78,7 @@ def markdown_table(rows: List[dict]) -> str:
 
 def main() -> None:
     args = parse_args()
+    job_start = time.perf_counter()
     os.chdir(REPO_ROOT)
     cfg = Config.fromfile(CONFIGS['baseline'])
     cfg.merge_from_dict(parse_cfg_options(args.cfg_options))
@@ -101,7 +102,7 @@ def main() -> None:
         load_checkpoint(model, checkpoint, map_location='cpu', strict=True, logger='silent')
         rows.append(
             dict(model=method, val_ap50=ap50['val'], train_ap50=ap50['train'],
-                 train_time_s=train_time, checkpoint=checkpoint,
+                 train_time_s=round(train_time, 1), checkpoint=osp.relpath(checkpoint),
                  **get_detector_complexity(model, cfg.input_size)))
     table = markdown_table(rows)
     with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
@@ -109,7 +110,8 @@ def main() -> None:
     with open(osp.join(args.work_dir, 'results.json'), 'w') as f:
         json.dump(rows, f, indent=2)
     print(f'\n{table}\nAP50 in %, at {cfg.input_size}x{cfg.input_size}; params and MACs of the '
-          f'deployed detector; saved to {args.work_dir}/results.md and results.json')
+          f'deployed detector; saved to {args.work_dir}/results.md and results.json; '
+          f'{(time.perf_counter() - job_start) / 60:.1f} min in all')
 
 
 if __name__ == '__main__':
