@@ -38,8 +38,10 @@ from mmengine.structures import InstanceData
 from torch.utils.flop_counter import FlopCounterMode
 
 import netaug_det  # noqa: F401  registers the project's modules
-from netaug_det.models.netaug_detector import AUG_MODES, NetAugLoss
+from netaug_det.models.netaug import NetAugAuxLoss, NetAugSupernet
+from netaug_det.models.train_loss import TrainLoss
 
+AUG_MODES = ('random', 'random_expand')
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DETECTORS = {
     'MobileNetV2-w0.35': ('configs/yolov3_mbv2_voc.py', 'configs/yolov3_mbv2_netaug_voc.py'),
@@ -99,8 +101,10 @@ def time_training(config: str, aug_mode: Optional[str], args: argparse.Namespace
         torch.set_num_threads(args.threads)
     model, cfg = build_model(config, args.device)
     if aug_mode is not None:
-        model.loss = NetAugLoss(model, alpha=1.0, generator=torch.Generator().manual_seed(0))
-        model.loss.aug_mode = aug_mode
+        term = NetAugAuxLoss(NetAugSupernet(model), alpha=1.0)
+        term.aug_mode = aug_mode
+        term.generator.manual_seed(0)
+        TrainLoss.attach(model).add('netaug', term)
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     batch = synthetic_batch(args.batch_size, args.input_size, cfg.model.bbox_head.num_classes)
     on_gpu = args.device.startswith('cuda')
@@ -137,13 +141,14 @@ def mac_ratios(netaug_config: str, args: argparse.Namespace) -> Dict:
     model.eval()
     base = forward_macs(model, args.input_size)
     generator = torch.Generator().manual_seed(0)
+    supernet = NetAugSupernet(model)
     result = dict(base_mmacs=base / 1e6)
     for mode in AUG_MODES:
         samples = []
         for _ in range(args.mac_samples):
-            model.backbone.set_mode(mode, generator)
+            supernet.set_mode(mode, generator)
             samples.append(forward_macs(model, args.input_size))
-        model.backbone.set_mode('base')
+        supernet.set_mode('base')
         mean_aug = sum(samples) / len(samples)
         result[mode] = dict(mean_aug_mmacs=mean_aug / 1e6, predicted_ratio=1 + mean_aug / base)
     return result

@@ -1,4 +1,5 @@
 """Plain and NetAug MobileNet backbones: widths, export, gradients, sorting, BatchNorm, sampling."""
+import copy
 from collections import defaultdict
 
 import pytest
@@ -11,7 +12,8 @@ from torchvision.models import mobilenet_v2, mobilenet_v3_large
 
 from netaug_det.models.backbones import (NetAugMobileNetV2, NetAugMobileNetV3, TinyMobileNetV2,
                                          TinyMobileNetV3)
-from netaug_det.models.dynamic_layers import DynamicBatchNorm2d, DynamicConv2d
+from netaug_det.models.netaug import (DynamicBatchNorm2d, DynamicConv2d, NetAugSupernet,
+                                      permute_named_tensors)
 
 NETAUG_CLASSES = [NetAugMobileNetV2, NetAugMobileNetV3]
 INPUT_SIZES = [(64, 64), (70, 90), (97, 65)]
@@ -113,8 +115,7 @@ def test_every_mode_returns_base_channels(cls):
     model = cls().train()
     x = torch.randn(2, 3, 32, 32)
     for mode in ('base', 'max', 'random', 'random_expand'):
-        model.set_mode(mode)
-        assert model.mode == mode
+        model.set_widths(mode)
         assert tuple(o.shape[1] for o in model(x)) == model.out_channels
 
 
@@ -136,7 +137,7 @@ def test_gradients_reach_extra_channels_only_outside_base_mode(cls):
 
     def backward(mode, generator=None):
         model.zero_grad()
-        model.set_mode(mode, generator)
+        model.set_widths(mode, generator)
         sum(out.square().mean() for out in model(x)).backward()
         return {k: p.grad for k, p in model.named_parameters() if p.grad is not None}
 
@@ -163,19 +164,25 @@ def test_sort_channels_keeps_max_model_and_puts_top_channels_first(cls):
     # float64, so that only a wrong permutation (not summation order) could change the outputs
     model = cls().double().eval()
     randomize_batchnorm(model)
+    unsorted = copy.deepcopy(model)
     x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
     with torch.no_grad():
-        model.set_mode('max')
+        model.set_widths('max')
         max_before = model(x)
-        model.set_mode('base')
+        model.set_widths('base')
         base_before = model(x)
-        model.sort_channels()
+        permutations = model.sort_channels()
         base_after = model(x)
-        model.set_mode('max')
+        model.set_widths('max')
         max_after = model(x)
     for before, after in zip(max_before, max_after):
         torch.testing.assert_close(after, before, rtol=1e-9, atol=1e-9)
     assert not torch.allclose(base_before[-1], base_after[-1])
+
+    # the reported permutations are exactly what the sort did, tensor by tensor
+    permute_named_tensors(unsorted, permutations)
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(unsorted.state_dict()[name], tensor), name
 
     def descending(weight):
         importance = weight.abs().sum(dim=(0, 2, 3))
@@ -190,17 +197,38 @@ def test_sort_channels_keeps_max_model_and_puts_top_channels_first(cls):
 
 
 @pytest.mark.parametrize('cls', NETAUG_CLASSES)
+def test_keep_base_sort_moves_no_base_channel(cls):
+    """keep_base (a backbone loaded from a plain checkpoint): the base model stays exactly the
+    same, tensor by tensor, and the augmented channels behind it are ranked."""
+    model = cls().eval()
+    randomize_batchnorm(model)
+    before = model.export().state_dict()
+    permutations = model.sort_channels(keep_base=True)
+    assert permutations
+    for name, tensor in model.export().state_dict().items():
+        assert torch.equal(tensor, before[name]), name
+    for block, spec in zip(model.blocks(), model.base_arch.blocks):
+        if block.with_expand_conv:
+            importance = block.linear_conv.conv.weight.abs().sum(dim=(0, 2, 3))
+            rest = importance[spec.mid_channels:]
+            assert bool((rest[:-1] >= rest[1:]).all())
+
+
+@pytest.mark.parametrize('cls', NETAUG_CLASSES)
 def test_only_base_mode_updates_running_stats(cls):
+    """The supernet's one BatchNorm rule: augmented passes normalise with batch statistics and
+    update none; base passes are exactly the plain backbone's."""
     model = cls().train()
+    supernet = NetAugSupernet(model)
     plain = model.export().train()
     x = torch.randn(2, 3, 32, 32)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     for mode in ('random', 'max', 'random_expand'):
-        model.set_mode(mode, torch.Generator().manual_seed(0))
-        model(x)
+        with supernet.augmented(mode, torch.Generator().manual_seed(0)):
+            model(x)
     for name, tensor in model.state_dict().items():
         assert torch.equal(tensor, before[name]), name
-    model.set_mode('base')
+    assert supernet.mode == 'base' and model.active_arch == model.base_arch
     model(x)
     plain(x)
     exported = model.export().state_dict()
@@ -218,7 +246,7 @@ def test_seeded_sampling_is_reproducible_and_reaches_every_width(cls):
         generator = torch.Generator().manual_seed(seed)
         archs = []
         for _ in range(num):
-            model.set_mode(mode, generator)
+            model.set_widths(mode, generator)
             archs.append(model.active_arch)
         return archs
 
@@ -248,9 +276,9 @@ def test_seeded_sampling_is_reproducible_and_reaches_every_width(cls):
         expected = {make_divisible(block.mid_channels * e, 1) for e in model.aug_expand_list}
         assert mids[i] == (expected if block.with_expand_conv else {block.in_channels})
 
-    model.set_mode('max')
+    model.set_widths('max')
     assert model.conv1.conv.weight.shape[0] == max(seen['stem'])
-    model.set_mode('base')
+    model.set_widths('base')
     assert model.active_arch == base
 
 
@@ -263,10 +291,33 @@ def test_frozen_stages_norm_eval_and_train_returns_self():
         assert not any(p.requires_grad for p in module.parameters())
     assert model.layer3.training and all(p.requires_grad for p in model.layer3.parameters())
 
-    netaug = NetAugMobileNetV2(norm_eval=True)
+    netaug = NetAugMobileNetV2(frozen_stages=1)
     assert netaug.train() is netaug
-    assert not any(m.training for m in netaug.modules() if isinstance(m, DynamicBatchNorm2d))
+    assert not netaug.layer1[0].depthwise_conv.bn.training
     assert netaug.export().train().conv1.bn.training is False
+
+
+@pytest.mark.parametrize('cls', NETAUG_CLASSES)
+def test_frozen_stages_stay_at_base_width_and_unsorted(cls):
+    """Frozen stages are the base model in every mode: base widths (nothing to widen with),
+    never sorted, their eval-mode BatchNorms normalising with running statistics."""
+    model = cls(frozen_stages=2, out_indices=(1, 2, 4))
+    randomize_batchnorm(model)
+    model.train()
+    plain = cls.plain_cls(frozen_stages=2, out_indices=(1, 2, 4))
+    for name in ('conv1', 'layer1', 'layer2'):
+        assert [t.shape for t in getattr(model, name).state_dict().values()] == [
+            t.shape for t in getattr(plain, name).state_dict().values()], name
+    supernet = NetAugSupernet(model)
+    x = torch.randn(2, 3, 32, 32)
+    base_out = model(x)[0]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with supernet.augmented('max', None):
+        assert model.active_arch.stem_channels == model.base_arch.stem_channels
+        assert torch.equal(model(x)[0], base_out)  # layer2 output: frozen, base model
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    sorted_names = {perm.name.split('.')[0] for perm in model.sort_channels()}
+    assert sorted_names and not sorted_names & {'conv1', 'layer1', 'layer2'}
 
 
 @pytest.mark.parametrize('build, message', [
@@ -275,7 +326,8 @@ def test_frozen_stages_norm_eval_and_train_returns_self():
     (lambda: NetAugMobileNetV2(norm_cfg=dict(type='SyncBN')), "type='BN'"),
     (lambda: NetAugMobileNetV3(aug_width_mult_list=(1.5, 2.0)), 'must contain 1.0'),
     (lambda: NetAugMobileNetV2(with_cp=True), 'with_cp=False'),
-    (lambda: NetAugMobileNetV3().set_mode('min'), 'mode must be one of'),
+    (lambda: NetAugMobileNetV2(norm_eval=True), 'use frozen_stages instead'),
+    (lambda: NetAugMobileNetV3().set_widths('min'), 'mode must be one of'),
 ])
 def test_bad_arguments_name_the_fix(build, message):
     with pytest.raises(ValueError, match=message):
@@ -295,5 +347,6 @@ def test_registry_and_pretrained_checkpoint_into_base_slices(tmp_path):
     exported = model.export().state_dict()
     for name, tensor in plain.state_dict().items():
         assert torch.equal(exported[name], tensor), name
+    assert model.base_checkpoint == str(checkpoint)
     wide = model.layer3[0].expand_conv.conv.weight
     assert wide[plain.layer3[0].expand_conv.conv.out_channels:].abs().sum() > 0

@@ -169,4 +169,4 @@ def test_downstream_netaug_config_trains(tmp_path):
     scalars = runner.message_hub.log_scalars
     for key in ('train/loss', 'train/loss_conf', 'train/aux_loss_conf'):
         assert math.isfinite(scalars[key].current()), key
-    assert runner.model.backbone.mode == 'base'
+    assert runner.model.backbone.active_arch == runner.model.backbone.base_arch

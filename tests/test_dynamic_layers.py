@@ -4,7 +4,7 @@ import torch
 from mmcv.cnn import ConvModule
 from torch import nn
 
-from netaug_det.models.dynamic_layers import DynamicBatchNorm2d, DynamicConv2d
+from netaug_det.models.netaug import DynamicBatchNorm2d, DynamicConv2d, DynamicLinear
 
 
 def static_conv_from_slice(dynamic: DynamicConv2d, in_channels: int, out_channels: int,
@@ -66,16 +66,25 @@ def test_batchnorm_matches_static_bn_on_leading_slice(momentum):
     assert torch.equal(dynamic(x), static(x))
 
 
-@pytest.mark.parametrize('training', [True, False])
-def test_batch_stats_only_never_touches_running_stats(training):
-    bn = DynamicBatchNorm2d(10).train(training)
-    bn.batch_stats_only = True
+def test_untracked_batchnorm_uses_batch_stats_and_touches_nothing():
+    """What an augmented pass does to a train-mode BN (``track_running_stats`` off)."""
+    bn = DynamicBatchNorm2d(10).train()
+    bn.track_running_stats = False
     before = {k: v.clone() for k, v in bn.state_dict().items()}
     x = torch.randn(4, 7, 5, 5) * 3 + 1
     expected = nn.functional.batch_norm(x, None, None, bn.weight[:7], bn.bias[:7], True)
     assert torch.equal(bn(x), expected)
     for name, tensor in bn.state_dict().items():
         assert torch.equal(tensor, before[name]), name
+
+
+def test_linear_follows_input_width():
+    linear = DynamicLinear(12, 5)
+    x = torch.randn(3, 7)
+    expected = nn.functional.linear(x, linear.weight[:, :7], linear.bias)
+    assert torch.equal(linear(x), expected)
+    with pytest.raises(ValueError, match='more than the 12'):
+        linear(torch.randn(3, 13))
 
 
 def test_conv_module_keeps_static_names():

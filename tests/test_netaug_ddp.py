@@ -2,7 +2,8 @@
 
 Run by pytest, this file launches itself under ``torch.distributed.run``; each rank then trains
 the tiny detector of ``test_netaug_hook`` with NetAugHook for two iterations on its half of the
-data (DefaultSampler) and saves its parameters.
+data (DefaultSampler) and saves its parameters. Both sampling modes are checked: one augmented
+model per rank (official NetAug, the default) and one shared by all ranks.
 """
 import json
 import os
@@ -19,8 +20,12 @@ from mmengine.runner.checkpoint import _load_checkpoint
 from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
 from torch.utils.data import DataLoader
 
+import pytest
 from test_netaug_hook import (SGD_ARGS, RandomDetDataset, assert_same_state,
                               build_detector, make_runner, netaug, total_loss)
+
+from netaug_det.engine.hooks.netaug_hook import step_seed
+from netaug_det.models.netaug import NetAugSupernet
 
 ALPHA, SEED, NUM_SAMPLES = 0.5, 11, 4
 # Every backbone layer feeds the neck, so DDP runs with find_unused_parameters=False: NetAug's
@@ -35,7 +40,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def run_rank(out_dir: str) -> None:
+def run_rank(out_dir: str, sync_sampling: bool) -> None:
     """One DDP rank: two NetAug iterations (checkpoint after each); saves its parameters and the
     gradient buckets all-reduced in each iteration."""
     torch.set_num_threads(1)
@@ -45,7 +50,7 @@ def run_rank(out_dir: str) -> None:
                         sampler=DefaultSampler(dataset, shuffle=False))
     runner = make_runner(
         out_dir, build_detector(out_indices=OUT_INDICES),
-        hooks=[netaug(alpha=ALPHA, sort_channels=False, seed=SEED)],
+        hooks=[netaug(alpha=ALPHA, sort_channels=False, seed=SEED, sync_sampling=sync_sampling)],
         train_cfg=dict(by_epoch=False, max_iters=2), checkpoint_interval=1,
         train_dataloader=loader, launcher='pytorch',
         # CPU DDP: no device_ids (mmengine's default passes LOCAL_RANK, which DDP refuses on CPU)
@@ -66,33 +71,38 @@ def run_rank(out_dir: str) -> None:
     torch_dist.destroy_process_group()
 
 
-def reference_step() -> dict:
-    """Both ranks' base + alpha * aux gradients (same sampled widths), averaged, one SGD step."""
+def reference_step(sync_sampling: bool) -> dict:
+    """Both ranks' base + alpha * aux gradients (each rank's own sampled widths, or rank 0's for
+    all with ``sync_sampling``), averaged, one SGD step."""
     model = build_detector(out_indices=OUT_INDICES)
+    supernet = NetAugSupernet(model)
     rank_batches = [[0, 2], [1, 3]]  # DefaultSampler(shuffle=False): rank r gets r, r + 2, ...
-    for indices in rank_batches:
+    for rank, indices in enumerate(rank_batches):
         data = model.data_preprocessor(
             pseudo_collate([RandomDetDataset(NUM_SAMPLES)[i] for i in indices]), training=True)
         base_loss = total_loss(model, data)
-        model.backbone.set_mode('random', torch.Generator().manual_seed(SEED))
-        aux_loss = total_loss(model, data)
-        model.backbone.set_mode('base')
+        generator = torch.Generator().manual_seed(step_seed(SEED, 0 if sync_sampling else rank, 0))
+        with supernet.augmented('random', generator):
+            aux_loss = total_loss(model, data)
         ((base_loss + ALPHA * aux_loss) / len(rank_batches)).backward()
     torch.optim.SGD(model.parameters(), **SGD_ARGS).step()
     return dict(model.named_parameters())
 
 
-def test_ddp_step_equals_averaged_reference(tmp_path):
+@pytest.mark.parametrize('sync_sampling', [False, True], ids=['per-rank', 'synced'])
+def test_ddp_step_equals_averaged_reference(tmp_path, sync_sampling):
     python_path = os.pathsep.join([REPO_ROOT, os.environ.get('PYTHONPATH', '')])
     env = dict(os.environ, PYTHONPATH=python_path, OMP_NUM_THREADS='1')
     subprocess.run(
         [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
          '--master_addr', '127.0.0.1', '--master_port', str(free_port()), __file__,
-         str(tmp_path)],
+         str(tmp_path), str(int(sync_sampling))],
         env=env, check=True, timeout=300)
 
     after_first = _load_checkpoint(str(tmp_path / 'iter_1.pth'), map_location='cpu')
-    reference = reference_step()
+    reference = reference_step(sync_sampling)
+    other_mode = reference_step(not sync_sampling)
+    assert any(not torch.equal(reference[name], other_mode[name]) for name in reference)
     assert_same_state({name: after_first['state_dict'][name] for name in reference},
                       {name: param.detach() for name, param in reference.items()})
     rank0, rank1 = (torch.load(tmp_path / f'rank{rank}.pth') for rank in (0, 1))
@@ -107,4 +117,4 @@ def test_ddp_step_equals_averaged_reference(tmp_path):
 
 
 if __name__ == '__main__':
-    run_rank(sys.argv[1])
+    run_rank(sys.argv[1], bool(int(sys.argv[2])))

@@ -13,7 +13,8 @@ from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmengine.config import ConfigDict
 from mmengine.dataset import pseudo_collate
-from mmengine.optim import OptimWrapper
+from mmengine.hooks import EMAHook, Hook
+from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint, load_checkpoint
@@ -22,7 +23,11 @@ from torch.utils.data import DataLoader, Dataset
 
 import netaug_det  # noqa: F401  registers the backbones and NetAugHook
 from netaug_det.engine.hooks import NetAugHook
-from netaug_det.models.dynamic_layers import DynamicBatchNorm2d, DynamicConv2d
+from netaug_det.engine.hooks.netaug_hook import step_seed
+from netaug_det.models.netaug import (DynamicBatchNorm2d, DynamicConv2d, NetAugAuxLoss,
+                                      NetAugSupernet, deployable_state_dict,
+                                      permute_named_tensors)
+from netaug_det.models.train_loss import TrainLoss
 
 IMAGE_SIZE = 64
 NUM_CLASSES = 3
@@ -67,12 +72,13 @@ class RandomDetDataset(Dataset):
 
 
 def detector_cfg(backbone_type: str = 'NetAugMobileNetV2',
-                 out_indices: Tuple[int, ...] = (2, 4, 6)) -> ConfigDict:
+                 out_indices: Tuple[int, ...] = (2, 4, 6), **netaug_args) -> ConfigDict:
     """A tiny YOLOv3 config; neck in_channels are the backbone's out_channels, deepest first."""
     init_default_scope('mmdet')
     backbone = dict(type=backbone_type, widen_factor=0.35, out_indices=out_indices)
     if backbone_type.startswith('NetAug'):
-        backbone.update(aug_expand_list=(1.0, 1.5), aug_width_mult_list=(1.0, 1.5))
+        backbone.update(dict(aug_expand_list=(1.0, 1.5), aug_width_mult_list=(1.0, 1.5)),
+                        **netaug_args)
     neck_in = list(MODELS.build(backbone).out_channels)[::-1]
     return ConfigDict(
         type='YOLOV3',
@@ -89,9 +95,9 @@ def detector_cfg(backbone_type: str = 'NetAugMobileNetV2',
 
 
 def build_detector(backbone_type: str = 'NetAugMobileNetV2', seed: int = 0,
-                   out_indices: Tuple[int, ...] = (2, 4, 6)) -> torch.nn.Module:
+                   out_indices: Tuple[int, ...] = (2, 4, 6), **netaug_args) -> torch.nn.Module:
     """The tiny detector, initialized (so the Runner does not re-initialize it)."""
-    cfg = detector_cfg(backbone_type, out_indices)
+    cfg = detector_cfg(backbone_type, out_indices, **netaug_args)
     torch.manual_seed(seed)
     detector = MODELS.build(cfg)
     detector.init_weights()
@@ -136,7 +142,7 @@ def unwrapped_state(runner: Runner) -> dict:
 def assert_same_state(actual: dict, expected: dict, **tolerance) -> None:
     assert actual.keys() == expected.keys()
     for name in expected:
-        torch.testing.assert_close(actual[name], expected[name], msg=name, **tolerance)
+        torch.testing.assert_close(actual[name], expected[name], msg=lambda m: f"{name}: {m}", **tolerance)
 
 
 def first_batch(model: torch.nn.Module) -> dict:
@@ -160,12 +166,10 @@ def test_one_step_equals_base_plus_alpha_aux(tmp_path):
 
     data = first_batch(reference)
     base_loss = total_loss(reference, data)
-    base_buffers = {name: buffer.clone() for name, buffer in reference.named_buffers()}
-    reference.backbone.set_mode('random', torch.Generator().manual_seed(seed))
-    aux_loss = total_loss(reference, data)
-    reference.backbone.set_mode('base')
+    supernet = NetAugSupernet(reference)
+    with supernet.augmented('random', torch.Generator().manual_seed(step_seed(seed, 0, 0))):
+        aux_loss = total_loss(reference, data)
     (base_loss + alpha * aux_loss).backward()
-    reference.load_state_dict(base_buffers, strict=False)  # the aux pass keeps no BN statistics
     grad_norm = torch.nn.utils.clip_grad_norm_(reference.parameters(), max_norm)
     assert grad_norm > max_norm, 'the step must exercise gradient clipping'
     torch.optim.SGD(reference.parameters(), **SGD_ARGS).step()
@@ -176,8 +180,13 @@ def test_one_step_equals_base_plus_alpha_aux(tmp_path):
                                (base_loss + alpha * aux_loss).item())
     for name in ('loss_cls', 'loss_conf', 'loss_xy', 'loss_wh'):
         assert f'train/aux_{name}' in hub.log_scalars
+    # the logged totals say which part is the base model's loss
+    torch.testing.assert_close(hub.get_scalar('train/base_total').current(), base_loss.item())
+    torch.testing.assert_close(hub.get_scalar('train/aux_total').current(),
+                               alpha * aux_loss.item())
+    assert hub.get_scalar('train/aux_width').current() > 1.0
     assert 'loss' not in detector.__dict__, 'after_train restores the detector\'s own loss'
-    assert detector.backbone.mode == 'base'
+    assert detector.backbone.active_arch == detector.backbone.base_arch
 
 
 @pytest.mark.parametrize('optim_wrapper', [
@@ -212,59 +221,183 @@ def test_resume_continues_like_uninterrupted_run(tmp_path):
                        checkpoint_interval=2)
     full.train()
     checkpoint = _load_checkpoint(str(tmp_path / 'full' / 'iter_2.pth'), map_location='cpu')
-    assert checkpoint['netaug']['generator_state'].dtype == torch.uint8
+    assert checkpoint['netaug'] == dict(sampler_seed=3, sync_sampling=False)
 
     resumed = make_runner(tmp_path / 'resumed', build_detector(seed=1), hooks=hooks,
                           train_cfg=train_cfg, checkpoint_interval=2, resume=True,
                           load_from=str(tmp_path / 'full' / 'iter_2.pth'))
     resumed.train()
     assert_same_state(unwrapped_state(resumed), unwrapped_state(full))
-    assert torch.equal(netaug_hook(resumed).generator.get_state(),
-                       netaug_hook(full).generator.get_state())
+    assert torch.equal(netaug_hook(resumed).term.generator.get_state(),
+                       netaug_hook(full).term.generator.get_state())
+
+
+def record_calls(backbone, calls: list) -> None:
+    """Records every set_widths mode and sort of ``backbone`` in ``calls``."""
+    set_widths, sort_channels = backbone.set_widths, backbone.sort_channels
+    backbone.set_widths = lambda mode, generator=None: (calls.append(mode),
+                                                        set_widths(mode, generator))
+    backbone.sort_channels = lambda keep_base=False: (calls.append('sort'),
+                                                      sort_channels(keep_base))[1]
 
 
 def test_schedule_epoch_based(tmp_path):
     """Epoch loop, 4 epochs: 'random' + sorting for 2, 'random_expand' for 1, none for the last."""
     detector = build_detector()
-    backbone = detector.backbone
     calls = []
-    set_mode, sort_channels = backbone.set_mode, backbone.sort_channels
-    backbone.set_mode = lambda mode, generator=None: (calls.append(mode), set_mode(mode, generator))
-    backbone.sort_channels = lambda: (calls.append('sort'), sort_channels())
+    record_calls(detector.backbone, calls)
     runner = make_runner(tmp_path, detector, num_samples=2,
-                         hooks=[netaug(width_aug_ratio=0.5, stop_aug_before_end=1)],
+                         hooks=[netaug(width_aug_ratio=0.5, stop_aug_ratio=0.25)],
                          train_cfg=dict(by_epoch=True, max_epochs=4))
     runner.train()
     assert [call for call in calls if call != 'base'] == [
         'sort', 'random', 'sort', 'random', 'random_expand']
-    assert backbone.mode == 'base'
-    backbone.set_mode('max')
-    netaug_hook(runner).before_val(runner)
-    assert backbone.mode == 'base'
+    assert calls[-1] == 'base'
 
 
-def test_sorting_restarts_optimizer_state_of_reordered_parameters(tmp_path):
-    """Momentum kept in the old channel order must not survive a sort (sorts at iterations 0
-    and 2): the step after the second sort finds no state exactly for the reordered tensors."""
+def test_aux_interval_runs_every_kth_step_with_k_alpha(tmp_path):
     detector = build_detector()
-    optimizer = torch.optim.SGD(detector.parameters(), **SGD_ARGS)
-    names = {param: name for name, param in detector.named_parameters()}
-    stateless = []
-    optimizer.register_step_pre_hook(lambda opt, args, kwargs: stateless.append(
-        {name for param, name in names.items() if param not in opt.state}))
-    runner = make_runner(tmp_path, detector, hooks=[netaug(width_aug_ratio=1.0, sort_interval=2)],
-                         train_cfg=dict(by_epoch=False, max_iters=3),
-                         optim_wrapper=OptimWrapper(optimizer))
+    calls = []
+    record_calls(detector.backbone, calls)
+    runner = make_runner(tmp_path, detector, num_samples=8,
+                         hooks=[netaug(alpha=0.5, aux_interval=2, sort_channels=False)],
+                         train_cfg=dict(by_epoch=False, max_iters=4))
     runner.train()
-    never_trained = stateless[1]  # parameters after the deepest out_indices get no gradient
-    assert stateless[0] == set(names.values()) and not any('neck' in n for n in never_trained)
-    reordered = stateless[2] - never_trained
-    assert any('expand_conv.conv' in name for name in reordered)
-    assert all(name.startswith('backbone.') for name in reordered)
+    assert [call for call in calls if call != 'base'] == ['random', 'random_expand']  # iters 0, 2
+    assert netaug_hook(runner).term.alpha == 1.0
+
+
+@pytest.mark.parametrize('optimizer, accumulative_counts, steps_before_sort, tolerance', [
+    (SGD, 1, 2, dict(rtol=1e-5, atol=1e-6)),
+    # Adam divides by the gradient's scale, so float noise of the twin's different summation
+    # order reaches 7e-5 (against 2e-2 when the state does not follow); eps keeps it there for
+    # BN biases followed by another BN, whose gradient is zero up to that noise.
+    (dict(type='AdamW', lr=0.01, weight_decay=0.05, eps=1e-4), 2, 3, dict(rtol=1e-3, atol=2e-4)),
+], ids=['sgd-momentum', 'adamw-accumulate'])
+def test_one_step_after_a_sort_equals_the_unsorted_step_permuted(
+        optimizer, accumulative_counts, steps_before_sort, tolerance):
+    """Sorting with the base channels kept, in a supernet whose hidden widths are only base or
+    maximal (expand factors 1.0 and 1.5, widths not augmented), is a symmetry of training: each
+    block runs either its base hidden channels (untouched) or all of them (order-free). So the
+    NetAug step after a sort equals the step of an unsorted twin, permuted by the permutations
+    the sort reports, exactly when momentum / Adam moments and the gradient being accumulated
+    (AdamW case: the sort falls between two accumulated steps) follow the channels."""
+    model = build_detector(aug_width_mult_list=(1.0, ), aug_expand_list=(1.0, 1.5))
+    supernet = NetAugSupernet(model)
+    term = NetAugAuxLoss(supernet, alpha=1.0)
+    term.aug_mode = 'random'
+    TrainLoss.attach(model).add('netaug', term)
+    wrapper = build_optim_wrapper(model, dict(optimizer=optimizer,
+                                              accumulative_counts=accumulative_counts))
+    wrapper.initialize_count_status(model, 0, steps_before_sort + 1)
+    batches = [pseudo_collate([RandomDetDataset(8)[2 * i + j] for j in range(2)])
+               for i in range(steps_before_sort + 1)]
+
+    def step(model, wrapper, index):
+        term = TrainLoss.of(model).terms['netaug']
+        term.generator.manual_seed(index)
+        model.train_step(batches[index], wrapper)
+
+    for index in range(steps_before_sort):
+        step(model, wrapper, index)
+    assert wrapper.optimizer.state
+    twin, twin_wrapper = copy.deepcopy((model, wrapper))
+    unfollowed, unfollowed_wrapper = copy.deepcopy((model, wrapper))
+    for copied in (twin, unfollowed):  # deepcopy leaves the accumulated gradients behind
+        for param, copied_param in zip(model.parameters(), copied.parameters()):
+            copied_param.grad = None if param.grad is None else param.grad.clone()
+
+    permutations = supernet.sort_channels('augmented', [wrapper.optimizer])
+    NetAugSupernet(unfollowed).sort_channels('augmented')  # optimizer state left behind
+    assert len({perm.name for perm in permutations}) > 50
+    for each_model, each_wrapper in ((model, wrapper), (twin, twin_wrapper),
+                                     (unfollowed, unfollowed_wrapper)):
+        step(each_model, each_wrapper, steps_before_sort)
+    permute_named_tensors(twin, permutations)
+    state, twin_state = model.state_dict(), twin.state_dict()
+    assert_same_state(state, twin_state, **tolerance)
+    moved = [perm.name for perm in permutations if perm.name in dict(model.named_parameters())]
+    assert any(not torch.allclose(unfollowed.state_dict()[name], twin_state[name], rtol=1e-2,
+                                  atol=2e-3) for name in moved), 'the test must be able to fail'
+
+
+def test_pretrained_base_survives_training_at_lr_0(tmp_path):
+    """A backbone whose base slices were loaded from a plain checkpoint: sorting ('auto' scope)
+    never moves a loaded channel, so NetAug at lr=0 exports exactly the loaded weights."""
+    plain = MODELS.build(detector_cfg('TinyMobileNetV2'))
+    plain.init_weights()
+    checkpoint = str(tmp_path / 'pretrained.pth')
+    torch.save(dict(state_dict=plain.backbone.state_dict()), checkpoint)
+    cfg = detector_cfg()
+    cfg.backbone.init_cfg = dict(type='Pretrained', checkpoint=checkpoint)
+    torch.manual_seed(0)
+    detector = MODELS.build(cfg)  # not initialised: the Runner runs init_weights
+    runner = make_runner(tmp_path / 'run', detector, num_samples=4,
+                         hooks=[netaug(width_aug_ratio=1.0, deploy_filename='deploy.pth')],
+                         train_cfg=dict(by_epoch=True, max_epochs=3),
+                         optim_wrapper=dict(optimizer=dict(SGD, lr=0.0)))
+    runner.train()
+    deploy = _load_checkpoint(str(tmp_path / 'run' / 'deploy.pth'), map_location='cpu')
+    for name, tensor in plain.backbone.named_parameters():
+        assert torch.equal(deploy['state_dict'][f'backbone.{name}'], tensor), name
+
+
+def test_runner_reentry_never_stacks_the_auxiliary_pass(tmp_path):
+    """train() twice (the second call finds training done), and a second runner on the same
+    model: one auxiliary term each time, and the model's own loss back afterwards."""
+    detector = build_detector()
+    terms_seen = []
+
+    class CountTerms(Hook):
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            terms_seen.append(len(TrainLoss.of(runner.model).terms))
+
+    for name in ('first', 'second'):
+        runner = make_runner(tmp_path / name, detector, hooks=[netaug(), CountTerms()],
+                             train_cfg=dict(by_epoch=False, max_iters=1))
+        runner.train()
+        runner.train()
+        assert 'loss' not in detector.__dict__
+    assert terms_seen == [1, 1]
+
+
+def test_ema_deploy_holds_the_averaged_weights_and_follows_sorts(tmp_path):
+    """With EMAHook: deploy.pth is the averaged model (what validation evaluates), the export
+    tool gives the same from the final checkpoint, and sorts permute the averaged copy too."""
+    from tools.misc.export_deployable import export
+
+    cfg_file = tmp_path / 'netaug_cfg.py'
+    cfg_file.write_text(f'model = {detector_cfg().to_dict()!r}\ndefault_scope = "mmdet"\n')
+    ema = dict(type='EMAHook', momentum=0.5)
+    runner = make_runner(tmp_path, build_detector(),
+                         hooks=[ema, netaug(deploy_filename='deploy.pth', sort_interval=2,
+                                            width_aug_ratio=1.0)],
+                         train_cfg=dict(by_epoch=False, max_iters=3), checkpoint_interval=3)
+    copies_sorted = []
+    supernet_sort = NetAugSupernet.sort_channels
+
+    def recording_sort(self, scope='auto', optimizers=(), copies=()):
+        copies_sorted.append(list(copies))
+        return supernet_sort(self, scope, optimizers, copies)
+
+    NetAugSupernet.sort_channels = recording_sort
+    try:
+        runner.train()
+    finally:
+        NetAugSupernet.sort_channels = supernet_sort
+    ema_hook = next(hook for hook in runner.hooks if isinstance(hook, EMAHook))
+    assert copies_sorted == [[ema_hook.ema_model.module]] * 2  # sorts at iterations 0 and 2
+    deploy = _load_checkpoint(str(tmp_path / 'deploy.pth'), map_location='cpu')['state_dict']
+    averaged = deployable_state_dict(ema_hook.ema_model.module)
+    assert_same_state(deploy, averaged, rtol=0, atol=0)
+    assert not torch.equal(deploy['neck.detect1.conv1.conv.weight'],
+                           runner.model.state_dict()['neck.detect1.conv1.conv.weight'])
+    exported = export(str(cfg_file), str(tmp_path / 'iter_3.pth'), str(tmp_path / 'tool.pth'))
+    assert_same_state(exported['state_dict'], deploy, rtol=0, atol=0)
 
 
 def test_aug_mode_at_follows_official_schedule():
-    hook = NetAugHook(width_aug_ratio=0.5, stop_aug_before_end=5)
+    hook = NetAugHook(width_aug_ratio=0.5, stop_aug_ratio=5 / 155)
     modes = [hook.aug_mode_at(epoch, 155) for epoch in range(155)]
     assert modes.count('random') == 78
     assert modes[78:150] == ['random_expand'] * 72
@@ -315,15 +448,18 @@ def test_export_tool_matches_hook_export(tmp_path):
 
 def test_plain_backbone_gets_a_clear_error(tmp_path):
     runner = make_runner(tmp_path, build_detector('TinyMobileNetV2'), hooks=[netaug()])
-    with pytest.raises(TypeError, match="model.backbone.type to 'NetAugMobileNetV2'"):
+    with pytest.raises(TypeError, match="model.backbone.type to a NetAug backbone"):
         runner.train()
 
 
 @pytest.mark.parametrize('kwargs, message', [
     (dict(alpha=-1.0), 'alpha'),
     (dict(width_aug_ratio=1.5), 'width_aug_ratio'),
-    (dict(stop_aug_before_end=-1), 'stop_aug_before_end'),
+    (dict(stop_aug_ratio=-0.1), 'stop_aug_ratio'),
+    (dict(stop_aug_before_end=5), 'use stop_aug_ratio'),
     (dict(sort_interval=0), 'sort_interval'),
+    (dict(sort_scope='base'), 'sort_scope'),
+    (dict(aux_interval=0), 'aux_interval'),
 ])
 def test_bad_arguments_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -20,7 +20,8 @@ from mmengine.runner import load_checkpoint
 
 from netaug_det.datasets import ensure_demo_dataset
 from netaug_det.utils.complexity import build_detector, get_detector_complexity
-from netaug_det.utils.sweep import REPO_ROOT, deployable_checkpoint, parse_cfg_options, run_tool
+from netaug_det.utils.sweep import (REPO_ROOT, checkpoint_to_evaluate, parse_cfg_options,
+                                    run_tool)
 
 CONFIGS = {
     'baseline': 'configs/demo/yolov3_mbv2_demo.py',
@@ -95,7 +96,7 @@ def main() -> None:
         run_tool('train', [config, '--work-dir', work_dir, *with_options(args.cfg_options)],
                  osp.join(work_dir, 'train.log'), f'  [{method}] ', CHILD_ENV)
         train_time = time.perf_counter() - start
-        checkpoint = deployable_checkpoint(work_dir)
+        checkpoint = checkpoint_to_evaluate(work_dir)
         print(f'[demo] evaluating {checkpoint} (baseline architecture)', flush=True)
         ap50 = evaluate(checkpoint, work_dir, splits, args.cfg_options)
         model = build_detector(cfg)

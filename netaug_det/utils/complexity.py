@@ -6,7 +6,6 @@ upsampling and pooling are free, so none of them is counted. One fused multiply-
 (mmengine's and fvcore's "flop"). The network is the tensor forward of backbone + neck + head
 (``mode='tensor'``): no data preprocessing, box decoding or NMS.
 """
-import copy
 from typing import Dict, Union
 
 import torch
@@ -17,6 +16,8 @@ from mmengine.analysis.jit_handles import (addmm_flop_jit, bmm_flop_jit, conv_fl
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from torch import nn
+
+from ..models.netaug import export_plain_model
 
 # The operators that carry multiply-accumulates of conv and linear layers (a linear layer traces
 # as linear, addmm or matmul depending on its input rank).
@@ -44,16 +45,6 @@ class MACAnalyzer(JitModelAnalysis):
         self.set_op_handle(**MAC_OP_HANDLES)
         self.unsupported_ops_warnings(False)
         self.uncalled_modules_warnings(False)
-
-
-def deployable_detector(model: nn.Module) -> nn.Module:
-    """The network that runs at test time: a copy with a NetAug backbone replaced by
-    ``backbone.export()`` (the plain base backbone); any other detector is returned as is."""
-    if not callable(getattr(model.backbone, 'export', None)):
-        return model
-    deploy = copy.deepcopy(model)
-    deploy.backbone = deploy.backbone.export()
-    return deploy
 
 
 def build_detector(cfg: Union[str, Config, dict]) -> nn.Module:
@@ -89,7 +80,7 @@ def get_detector_complexity(model: Union[str, Config, dict, nn.Module],
                          f'stride), got {input_size}')
     if not isinstance(model, nn.Module):
         model = build_detector(model)
-    deploy = deployable_detector(model)
+    deploy = export_plain_model(model)
     was_training = deploy.training
     deploy.eval()
     try:

@@ -155,7 +155,7 @@ def read_ap50(work_dir: str, metric_key: str) -> float:
         '(see netaug_det/utils/sweep.py for the layout); train and test it, or use launch mode')
 
 
-def deployable_checkpoint(work_dir: str) -> str:
+def checkpoint_to_evaluate(work_dir: str) -> str:
     """The checkpoint to evaluate: NetAug's ``deploy.pth`` if present, else the final one."""
     deploy = osp.join(work_dir, 'deploy.pth')
     if osp.isfile(deploy):
@@ -214,7 +214,7 @@ def launch_run(config: str, test_config: str, work_dir: str, resolution: int,
     name = osp.relpath(work_dir)
     run_tool('train', [config, '--work-dir', work_dir, *options],
              osp.join(work_dir, 'train_stdout.log'), f'[{name} train] ')
-    run_tool('test', [test_config, deployable_checkpoint(work_dir), '--work-dir', work_dir,
+    run_tool('test', [test_config, checkpoint_to_evaluate(work_dir), '--work-dir', work_dir,
                       *options], osp.join(work_dir, 'test_stdout.log'), f'[{name} test] ')
 
 

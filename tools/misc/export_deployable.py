@@ -16,7 +16,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner.checkpoint import load_checkpoint, save_checkpoint
 
 import netaug_det  # noqa: F401  registers modules and checkpoint handling
-from netaug_det.models.netaug_detector import deployable_checkpoint
+from netaug_det.models.netaug import deployable_checkpoint
 
 
 def parse_args() -> argparse.Namespace:

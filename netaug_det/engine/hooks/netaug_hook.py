@@ -1,64 +1,85 @@
-"""NetAugHook: Network Augmentation training for any detector with a NetAug-capable backbone."""
+"""NetAugHook: the NetAug training schedule for any model holding NetAug modules."""
 import os.path as osp
 from typing import Optional
 
-import torch
+import numpy as np
 import torch.nn as nn
 from mmdet.registry import HOOKS
-from mmengine.dist import broadcast_object_list, is_main_process
+from mmengine.dist import broadcast_object_list, get_rank, is_main_process
 from mmengine.hooks import EMAHook, Hook
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapperDict
 from mmengine.runner import IterBasedTrainLoop
 from mmengine.runner.checkpoint import save_checkpoint
 
-from netaug_det.models.netaug_detector import (AUG_MODES, NetAugLoss, deployable_checkpoint,
-                                               netaug_backbone)
+from netaug_det.models.netaug import NetAugAuxLoss, NetAugSupernet, deployable_checkpoint
+from netaug_det.models.netaug.supernet import SORT_SCOPES
+from netaug_det.models.train_loss import TrainLoss
 
 CHECKPOINT_KEY = 'netaug'
+TERM_NAME = 'netaug'
 _NOT_STARTED = 'not started'
+
+
+def step_seed(seed: int, rank: int, step: int) -> int:
+    """The seed of the augmented-model sampler at ``step`` on ``rank``: a well-mixed 64-bit
+    function of the three, so that resuming at any step reproduces the samples."""
+    return int(np.random.SeedSequence([seed, rank, step]).generate_state(1, np.uint64)[0])
 
 
 @HOOKS.register_module()
 class NetAugHook(Hook):
-    """Trains the detector with Network Augmentation (NetAug, Cai et al., ICLR 2022).
+    """Trains a model with Network Augmentation (NetAug, Cai et al., ICLR 2022).
 
-    ``custom_hooks = [dict(type='NetAugHook')]`` in a config whose backbone is NetAug-capable
-    (``NetAugMobileNetV2``/``NetAugMobileNetV3``) is all it takes. Each training step then
-    minimises base loss + ``alpha`` x the loss of one augmented backbone sampled for that step
-    (same batch, same neck and head) in one optimizer step: the hook installs a
-    :class:`NetAugLoss` as the detector's ``loss``, so mmengine's optimizer wrapper (clipping,
-    AMP, ``accumulative_counts``, paramwise settings) and DDP see one ordinary loss.
+    ``custom_hooks = [dict(type='NetAugHook')]`` in a config whose model holds NetAug modules
+    (e.g. ``NetAugMobileNetV2`` as backbone) is all it takes. Each training step then minimises
+    base loss + ``alpha`` x the loss of one augmented model sampled for that step (same batch) in
+    one optimizer step: the hook adds a :class:`NetAugAuxLoss` term to the model's
+    :class:`TrainLoss`, so the optimizer wrapper (clipping, AMP, ``accumulative_counts``,
+    paramwise settings) and DDP see one ordinary loss. The model's
+    :class:`NetAugSupernet` owns the widths; the hook only decides the schedule.
 
-    Schedule, in epochs for epoch-based loops and in iterations for iteration-based ones, with
-    ``T`` the training length and ``t`` the current epoch/iteration (0-based):
+    Schedule, with ``t`` the current epoch (iteration-based loops: iteration, 0-based) and ``T``
+    the training length:
 
-    - ``t < width_aug_ratio * T``: widths and expand ratios sampled ('random' mode), hidden
-      channels sorted by importance at the start of every epoch (iteration-based loops: every
-      ``sort_interval`` iterations); parameters a sort reorders restart their optimizer state;
+    - ``t < width_aug_ratio * T``: widths and expand ratios sampled ('random'), hidden channels
+      sorted by importance at the start of every epoch (iteration-based loops: every
+      ``sort_interval`` iterations);
     - afterwards expand ratios only ('random_expand'), no sorting;
-    - ``t >= T - stop_aug_before_end``: no auxiliary pass (base training only).
+    - ``t >= (1 - stop_aug_ratio) * T``: no auxiliary pass (base training only).
 
-    Sampling draws only from the hook's ``torch.Generator``, seeded identically on every rank
-    (``seed``, or rank 0's run seed) and advanced once per step on every rank, so all DDP ranks
-    use the same augmented widths. Its state goes into every checkpoint and comes back on
-    ``--resume``; the schedule is a function of the restored epoch/iteration. The backbone is in
-    base mode outside the auxiliary pass, so validation, testing and the end of training see
-    the base model; augmented passes leave every BatchNorm's running statistics (backbone, neck
-    and head) alone, so those are the base model's. At the end of training the hook writes
-    ``<work_dir>/<deploy_filename>``: the base detector with the plain exported backbone, which
-    the matching baseline config loads with ``tools/test.py``.
+    With ``aux_interval=k`` the auxiliary pass runs on every k-th iteration only, weighted
+    ``k * alpha`` so that its expected contribution stays ``alpha`` x aux.
+
+    Sampling: the augmented model of iteration ``i`` is drawn from a generator seeded with a
+    function of (seed, rank, i): with ``sync_sampling=False`` (official NetAug, ``sync: false``)
+    every DDP rank samples its own model, so one update averages one augmented model per rank;
+    with ``sync_sampling=True`` all ranks use the same one. The samples depend on nothing else,
+    so ``--resume`` reproduces them; the seed is stored in checkpoints.
+
+    A sort permutes the optimizer state (momentum, Adam moments), any gradient being accumulated
+    and an ``EMAHook``'s averaged copy with the parameters. The models outside the auxiliary pass
+    is in base mode, so validation and testing see the base model; augmented passes leave every
+    running statistic alone. At the end of training the hook writes
+    ``<work_dir>/<deploy_filename>``: the plain model of the base widths (the ``EMAHook``'s
+    averaged weights when there is one, the weights validation used), which the baseline config
+    loads with ``tools/test.py``.
 
     Args:
         alpha (float): weight of the auxiliary (augmented-model) loss. Defaults to 1.0.
         width_aug_ratio (float): fraction of training with width augmentation. Defaults to 0.5
             (official code: widths stop for the last 75 of 155 epochs).
-        stop_aug_before_end (int): epochs (iteration-based loops: iterations) at the end of
-            training without any augmentation. Defaults to 0.
+        stop_aug_ratio (float): fraction of training, at the end, without any auxiliary pass.
+            Defaults to 0.
         sort_channels (bool): sort hidden channels while widths are augmented. Defaults to True.
+        sort_scope (str): 'auto', 'all' or 'augmented', see
+            :meth:`NetAugSupernet.sort_channels`. 'auto' (default) never moves base channels
+            of a module initialised from a plain pretrained checkpoint.
         sort_interval (int, optional): iteration-based loops only: iterations between sorts;
             defaults to the length of the train dataloader (one pass over the data).
-        seed (int, optional): seed of the augmented-model sampler. Defaults to the run's seed.
+        sync_sampling (bool): all ranks use the same augmented model. Defaults to False.
+        aux_interval (int): run the auxiliary pass every this many iterations. Defaults to 1.
+        seed (int, optional): seed of the sampler. Defaults to the run's seed.
         deploy_filename (str, optional): name of the deployable checkpoint written into the work
             dir after training; None writes none. Defaults to 'deploy.pth'.
     """
@@ -68,135 +89,148 @@ class NetAugHook(Hook):
     def __init__(self,
                  alpha: float = 1.0,
                  width_aug_ratio: float = 0.5,
-                 stop_aug_before_end: int = 0,
+                 stop_aug_ratio: float = 0.0,
                  sort_channels: bool = True,
+                 sort_scope: str = 'auto',
                  sort_interval: Optional[int] = None,
+                 sync_sampling: bool = False,
+                 aux_interval: int = 1,
                  seed: Optional[int] = None,
-                 deploy_filename: Optional[str] = 'deploy.pth') -> None:
+                 deploy_filename: Optional[str] = 'deploy.pth',
+                 stop_aug_before_end: Optional[int] = None) -> None:
+        if stop_aug_before_end is not None:
+            raise ValueError('NetAugHook: stop_aug_before_end counted epochs or iterations '
+                             'depending on the loop; use stop_aug_ratio, a fraction of training '
+                             '(e.g. 5 of 155 epochs: stop_aug_ratio=5/155)')
         if alpha < 0:
             raise ValueError(f'NetAugHook: alpha must be >= 0, got {alpha}')
-        if not 0 <= width_aug_ratio <= 1:
-            raise ValueError('NetAugHook: width_aug_ratio is a fraction of training in [0, 1], '
-                             f'got {width_aug_ratio}')
-        if stop_aug_before_end < 0:
-            raise ValueError('NetAugHook: stop_aug_before_end counts epochs/iterations and must be '
-                             f'>= 0, got {stop_aug_before_end}')
+        for name, ratio in (('width_aug_ratio', width_aug_ratio),
+                            ('stop_aug_ratio', stop_aug_ratio)):
+            if not 0 <= ratio <= 1:
+                raise ValueError(f'NetAugHook: {name} is a fraction of training in [0, 1], got '
+                                 f'{ratio}')
+        if sort_scope not in SORT_SCOPES:
+            raise ValueError(f'NetAugHook: sort_scope must be one of {SORT_SCOPES}, got '
+                             f'{sort_scope!r}')
         if sort_interval is not None and sort_interval < 1:
             raise ValueError(f'NetAugHook: sort_interval must be >= 1 or None, got {sort_interval}')
+        if aux_interval < 1:
+            raise ValueError(f'NetAugHook: aux_interval must be >= 1, got {aux_interval}')
         self.alpha = alpha
         self.width_aug_ratio = width_aug_ratio
-        self.stop_aug_before_end = stop_aug_before_end
+        self.stop_aug_ratio = stop_aug_ratio
         self.sort_channels = sort_channels
+        self.sort_scope = sort_scope
         self.sort_interval = sort_interval
+        self.sync_sampling = sync_sampling
+        self.aux_interval = aux_interval
         self.seed = seed
         self.deploy_filename = deploy_filename
-        self.generator = torch.Generator()
-        self._resumed_generator_state: Optional[torch.Tensor] = None
-        self._loss: Optional[NetAugLoss] = None
+        self.supernet: Optional[NetAugSupernet] = None
+        self.term: Optional[NetAugAuxLoss] = None
+        self._resumed_seed: Optional[int] = None
+        self._sampler_seed = 0
+        self._rank = 0
         self._by_epoch = True
-        self._aug_mode: Optional[str] = _NOT_STARTED
+        self._ema_hook: Optional[EMAHook] = None
+        self._phase: Optional[str] = _NOT_STARTED
 
     def aug_mode_at(self, progress: int, total: int) -> Optional[str]:
         """The augmentation mode of epoch/iteration ``progress`` (0-based) out of ``total``."""
-        if progress >= total - self.stop_aug_before_end:
+        if progress >= (1 - self.stop_aug_ratio) * total:
             return None
         if progress < self.width_aug_ratio * total:
-            return AUG_MODES[0]
-        return AUG_MODES[1]
+            return 'random'
+        return 'random_expand'
 
     def before_train(self, runner) -> None:
-        """Seeds the sampler (or restores it on resume) and installs the NetAug loss."""
-        detector = self._detector(runner)
-        self._loss = NetAugLoss(detector, self.alpha, self.generator)
+        """Finds the NetAug modules, adds the auxiliary term, seeds the sampler."""
+        model = self._unwrapped(runner)
+        self.supernet = NetAugSupernet(model)
+        self.term = NetAugAuxLoss(self.supernet, self.alpha)
+        TrainLoss.attach(model).add(TERM_NAME, self.term)
         self._by_epoch = not isinstance(runner.train_loop, IterBasedTrainLoop)
         if not self._by_epoch and self.sort_interval is None:
             self.sort_interval = len(runner.train_dataloader)
-        if self.sort_channels and any(isinstance(hook, EMAHook) for hook in runner.hooks):
-            runner.logger.warning('NetAugHook: EMAHook averages parameters across channel sorts, '
-                                  'which mixes unrelated channels; set sort_channels=False when '
-                                  'using EMA')
-        seed = [self.seed if self.seed is not None else runner.seed]
+        seed = [self._resumed_seed if self._resumed_seed is not None else
+                self.seed if self.seed is not None else runner.seed]
         broadcast_object_list(seed)
-        self.generator.manual_seed(seed[0])
-        if self._resumed_generator_state is not None:
-            self.generator.set_state(self._resumed_generator_state)
-            self._resumed_generator_state = None
-        detector.loss = self._loss
-        self._aug_mode = _NOT_STARTED
+        self._sampler_seed = seed[0]
+        self._rank = 0 if self.sync_sampling else get_rank()
+        self._ema_hook = next((hook for hook in runner.hooks if isinstance(hook, EMAHook)), None)
+        self._phase = _NOT_STARTED
+        runner.logger.info(
+            f'NetAugHook: NetAug modules {list(self.supernet.modules)}, sampler seed '
+            f'{self._sampler_seed}, ' + ('one augmented model for all ranks' if
+                                         self.sync_sampling else 'one augmented model per rank'))
 
     def before_train_epoch(self, runner) -> None:
-        """Epoch-based loops: sorts channels at the start of every width-augmented epoch."""
+        """Epoch-based loops: the phase of this epoch, and a sort at its start."""
         if self._by_epoch:
-            self._update_schedule(runner, runner.epoch, runner.max_epochs, sort=True)
+            self._update_phase(runner, runner.epoch, runner.max_epochs, sort=True)
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
-        """Iteration-based loops: the mode of this iteration and sorting every ``sort_interval``."""
+        """The phase (iteration-based loops), a sort every ``sort_interval`` iterations
+        (iteration-based loops), and the sampler of this iteration."""
         if not self._by_epoch:
-            self._update_schedule(runner, runner.iter, runner.max_iters,
-                                  sort=runner.iter % self.sort_interval == 0)
-
-    def before_val(self, runner) -> None:
-        self._set_base_mode(runner)
-
-    def before_test(self, runner) -> None:
-        self._set_base_mode(runner)
+            self._update_phase(runner, runner.iter, runner.max_iters,
+                               sort=runner.iter % self.sort_interval == 0)
+        aux_step = runner.iter % self.aux_interval == 0
+        self.term.aug_mode = self._phase if aux_step else None
+        self.term.alpha = self.alpha * self.aux_interval
+        self.term.generator.manual_seed(step_seed(self._sampler_seed, self._rank, runner.iter))
 
     def after_train(self, runner) -> None:
-        """Removes the NetAug loss, leaves the base model and writes the deployable checkpoint."""
-        detector = self._detector(runner)
-        if detector.__dict__.get('loss') is self._loss:
-            del detector.loss
-        self._set_base_mode(runner)
-        if self.deploy_filename is not None and is_main_process():
-            filename = osp.join(runner.work_dir, self.deploy_filename)
-            save_checkpoint(deployable_checkpoint(detector, self._run_meta(runner)), filename)
-            runner.logger.info(f'NetAugHook: deployable base detector saved to {filename}; '
-                               'test it with the baseline config: tools/test.py BASELINE_CONFIG '
-                               f'{filename}')
+        """Removes the auxiliary term and writes the deployable checkpoint."""
+        model = self._unwrapped(runner)
+        loss = TrainLoss.of(model)
+        if loss is not None:
+            loss.remove(TERM_NAME, self.term)
+        if self.deploy_filename is None or not is_main_process():
+            return
+        filename = osp.join(runner.work_dir, self.deploy_filename)
+        source = model if self._ema_hook is None else self._ema_hook.ema_model.module
+        save_checkpoint(deployable_checkpoint(source, self._run_meta(runner)), filename)
+        averaged = '' if self._ema_hook is None else ' (EMA weights)'
+        runner.logger.info(f'NetAugHook: deployable base model{averaged} saved to {filename}; '
+                           f'test it with the baseline config: tools/test.py BASELINE_CONFIG '
+                           f'{filename}')
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        checkpoint[CHECKPOINT_KEY] = dict(generator_state=self.generator.get_state())
+        checkpoint[CHECKPOINT_KEY] = dict(sampler_seed=self._sampler_seed,
+                                          sync_sampling=self.sync_sampling)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        """On resume, keeps the sampler state for ``before_train`` (which runs afterwards)."""
+        """On resume, keeps the sampler seed of the interrupted run for ``before_train``."""
         if not runner._resume:
             return
-        if CHECKPOINT_KEY not in checkpoint:
+        state = checkpoint.get(CHECKPOINT_KEY)
+        if state is None:
             runner.logger.warning('NetAugHook: the resumed checkpoint has no NetAug state (not '
-                                  'written by a NetAug run); the augmented-model sampler starts '
-                                  'from its seed')
+                                  'written by a NetAug run); the sampler uses this run\'s seed')
             return
-        self._resumed_generator_state = checkpoint[CHECKPOINT_KEY]['generator_state']
+        self._resumed_seed = state['sampler_seed']
 
-    def _update_schedule(self, runner, progress: int, total: int, sort: bool) -> None:
-        aug_mode = self.aug_mode_at(progress, total)
-        if aug_mode != self._aug_mode:
+    def _update_phase(self, runner, progress: int, total: int, sort: bool) -> None:
+        phase = self.aug_mode_at(progress, total)
+        if phase != self._phase:
             unit = 'epoch' if self._by_epoch else 'iteration'
             runner.logger.info(f'NetAugHook: from {unit} {progress + 1}, auxiliary pass in '
-                               f'{aug_mode or "none (base training only)"} mode')
-            self._aug_mode = aug_mode
-        self._loss.aug_mode = aug_mode
-        if sort and self.sort_channels and aug_mode == AUG_MODES[0]:
+                               f'{phase or "none (base training only)"} mode')
+            self._phase = phase
+        if sort and self.sort_channels and phase == 'random':
             self._sort_channels(runner)
 
     def _sort_channels(self, runner) -> None:
-        """Sorts the backbone's hidden channels; every parameter the sort reorders loses its
-        optimizer state (momentum kept in the old channel order would push other channels)."""
-        params = dict(self._loss.backbone.named_parameters())
-        before = {name: param.detach().clone() for name, param in params.items()}
-        self._loss.backbone.sort_channels()
-        moved = [param for name, param in params.items() if not torch.equal(param, before[name])]
+        """Sorts hidden channels; optimizer state, pending gradients and the EMA copy follow."""
         wrappers = runner.optim_wrapper.values() if isinstance(
             runner.optim_wrapper, OptimWrapperDict) else [runner.optim_wrapper]
-        for wrapper in wrappers:
-            for param in moved:
-                wrapper.optimizer.state.pop(param, None)
-
-    def _set_base_mode(self, runner) -> None:
-        netaug_backbone(self._detector(runner)).set_mode('base')
+        copies = [] if self._ema_hook is None else [self._ema_hook.ema_model.module]
+        self.supernet.sort_channels(self.sort_scope, [wrapper.optimizer for wrapper in wrappers],
+                                    copies)
 
     @staticmethod
-    def _detector(runner) -> nn.Module:
+    def _unwrapped(runner) -> nn.Module:
         model = runner.model
         return model.module if is_model_wrapper(model) else model
 

@@ -3,12 +3,14 @@
 Each layer subclasses its static PyTorch counterpart, so it holds the weights of the widest
 augmented model under the static layer's parameter names; a narrower model uses the leading slice
 of every tensor. The active input width always comes from the incoming tensor. The active output
-width of a dense convolution is owned by the backbone, which writes ``active_out_channels`` in its
-``set_mode``; nothing is set as a side effect of ``forward``.
+width of a dense layer is owned by the NetAug module that contains it, which writes
+``active_out_channels`` (``active_out_features``) in its ``set_widths``; nothing is set as a side
+effect of ``forward``.
 
-Both classes plug into mmcv's ``ConvModule`` as ``conv_cfg=dict(type=DynamicConv2d)`` and
+The layers plug into mmcv's ``ConvModule`` as ``conv_cfg=dict(type=DynamicConv2d)`` and
 ``norm_cfg=dict(type=DynamicBatchNorm2d)``, which keeps module names (``conv``, ``bn``) identical
-to the static network's.
+to the static network's. How BatchNorm behaves in an auxiliary pass is decided in one place,
+:meth:`netaug_det.models.netaug.NetAugSupernet.augmented`.
 """
 from typing import Optional
 
@@ -19,6 +21,12 @@ from torch import Tensor, nn
 def leading_slice(tensor: Optional[Tensor], num: int) -> Optional[Tensor]:
     """The first ``num`` entries of ``tensor`` along dim 0 (None stays None)."""
     return None if tensor is None else tensor[:num]
+
+
+def _check_width(layer: nn.Module, width: int, limit: int) -> None:
+    if width > limit:
+        raise ValueError(f'{type(layer).__name__}: input has {width} channels, more than the '
+                         f'{limit} this layer holds weights for.')
 
 
 class DynamicConv2d(nn.Conv2d):
@@ -48,9 +56,7 @@ class DynamicConv2d(nn.Conv2d):
 
     def forward(self, x: Tensor) -> Tensor:
         in_channels = x.size(1)
-        if in_channels > self.in_channels:
-            raise ValueError(f'input has {in_channels} channels, more than the {self.in_channels} '
-                             'this layer holds weights for.')
+        _check_width(self, in_channels, self.in_channels)
         if self.is_depthwise:
             if self.active_out_channels is not None:
                 raise RuntimeError('a depthwise DynamicConv2d follows its input width; leave '
@@ -63,36 +69,24 @@ class DynamicConv2d(nn.Conv2d):
             weight = self.weight[:out_channels, :in_channels]
             bias = leading_slice(self.bias, out_channels)
             groups = 1
-        return F.conv2d(x, weight.contiguous(), bias, self.stride, self.padding, self.dilation,
-                        groups)
+        return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, groups)
 
 
 class DynamicBatchNorm2d(nn.BatchNorm2d):
     """A ``nn.BatchNorm2d`` of maximal size that normalises the leading channels of its input.
 
-    Input and output (N, C', H, W), C' <= ``num_features``. With ``batch_stats_only=False`` it
-    behaves exactly like a ``nn.BatchNorm2d(C')`` whose parameters and running statistics are the
-    leading slices of this layer's (train mode updates those slices). With
-    ``batch_stats_only=True`` (set by the backbone for every NetAug mode except 'base') it
-    normalises with the current batch's statistics in train and eval mode alike and never touches
-    the running statistics, so auxiliary passes cannot pollute the base model's statistics.
+    Input and output (N, C', H, W), C' <= ``num_features``. It behaves exactly like a
+    ``nn.BatchNorm2d(C')`` whose parameters and running statistics are the leading slices of this
+    layer's (train mode updates those slices; ``track_running_stats=False`` normalises with batch
+    statistics and updates nothing, as for ``nn.BatchNorm2d``).
     """
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.batch_stats_only = False
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input_dim(x)
         channels = x.size(1)
-        weight = leading_slice(self.weight, channels)
-        bias = leading_slice(self.bias, channels)
-        if self.batch_stats_only:
-            return F.batch_norm(x, None, None, weight, bias, True, 0.0, self.eps)
-
+        _check_width(self, channels, self.num_features)
         momentum = 0.0 if self.momentum is None else self.momentum
-        update_stats = self.training and self.track_running_stats
-        if update_stats:
+        if self.training and self.track_running_stats:
             self.num_batches_tracked.add_(1)
             if self.momentum is None:
                 momentum = 1.0 / float(self.num_batches_tracked)
@@ -102,6 +96,19 @@ class DynamicBatchNorm2d(nn.BatchNorm2d):
         if not self.training or self.track_running_stats:
             running_mean = leading_slice(self.running_mean, channels)
             running_var = leading_slice(self.running_var, channels)
-        return F.batch_norm(x, running_mean, running_var, weight, bias, use_batch_stats, momentum,
+        return F.batch_norm(x, running_mean, running_var, leading_slice(self.weight, channels),
+                            leading_slice(self.bias, channels), use_batch_stats, momentum,
                             self.eps)
 
+
+class DynamicLinear(nn.Linear):
+    """A ``nn.Linear`` of maximal input size that runs on the leading columns of its weight.
+
+    Input (N, C') with C' <= ``in_features``, output (N, ``out_features``): the output width is
+    fixed (e.g. the classes of a classifier), the input width follows the incoming tensor.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        in_features = x.size(-1)
+        _check_width(self, in_features, self.in_features)
+        return F.linear(x, self.weight[:, :in_features], self.bias)

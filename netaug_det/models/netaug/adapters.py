@@ -1,0 +1,130 @@
+"""Block adapters: how one block type widens and sorts, in one place per type.
+
+A NetAug module plans the widths of its blocks (``BlockSpec``-like records) and hands each block
+to the adapter of its type, which writes the active widths into the block's dynamic layers and
+sorts its hidden channels. Supporting a new block type means writing one adapter and adding it to
+:data:`BLOCK_ADAPTERS`.
+"""
+from typing import Dict, List, Sequence
+
+import torch
+from mmcv.cnn import ConvModule, DepthwiseSeparableConvModule
+from mmdet.models.layers import InvertedResidual
+from mmdet.models.necks.yolo_neck import DetectionBlock
+from torch import nn
+
+from .channels import (ChannelPermutation, importance_order, output_permutations,
+                       permute_named_tensors)
+
+
+def hidden_channel_permutations(block: nn.Module, producers: Sequence[str],
+                                consumer_weights: Sequence[str],
+                                order: torch.Tensor) -> List[ChannelPermutation]:
+    """Reorders hidden channels with ``order`` and returns the permutations applied.
+
+    ``producers`` are the ConvModules (names inside ``block``) whose outputs are the hidden
+    channels, in data-flow order (e.g. expand conv, then depthwise conv); ``consumer_weights``
+    are conv weights (names) whose input columns read them. The function computed by the widest
+    model does not change.
+    """
+    permutations = [perm for name in producers
+                    for perm in output_permutations(name, block.get_submodule(name), order)]
+    permutations += [ChannelPermutation(name, 1, order) for name in consumer_weights]
+    permute_named_tensors(block, permutations)
+    return permutations
+
+
+def _active_out(layer: ConvModule, channels: int) -> None:
+    layer.conv.active_out_channels = channels
+
+
+class InvertedResidualAdapter:
+    """mmdet ``InvertedResidual`` (expand 1x1, depthwise kxk, optional SE, linear 1x1).
+
+    Widths come from a :class:`netaug_det.models.backbones.mobilenet.BlockSpec`: the expand conv
+    writes ``mid_channels``, the SE squeezes to ``se_channels`` and restores ``mid_channels``,
+    the linear conv writes ``out_channels``. Sorting follows the official NetAug code: hidden
+    channels by the L1 norm of the linear conv's input columns (expand conv, depthwise conv and
+    SE follow), then the SE's squeezed channels by the L1 norm of its restoring conv.
+    """
+
+    @staticmethod
+    def set_widths(block: InvertedResidual, spec) -> None:
+        if block.with_expand_conv:
+            _active_out(block.expand_conv, spec.mid_channels)
+        if block.with_se:
+            _active_out(block.se.conv1, spec.se_channels)
+            _active_out(block.se.conv2, spec.mid_channels)
+        _active_out(block.linear_conv, spec.out_channels)
+
+    @staticmethod
+    def sort_channels(block: InvertedResidual, base_spec,
+                      keep_base: bool) -> List[ChannelPermutation]:
+        if not block.with_expand_conv:
+            return []
+        order = importance_order(block.linear_conv.conv.weight,
+                                 base_spec.mid_channels if keep_base else 0)
+        permutations = hidden_channel_permutations(
+            block, ['expand_conv', 'depthwise_conv', *(['se.conv2'] if block.with_se else [])],
+            ['linear_conv.conv.weight', *(['se.conv1.conv.weight'] if block.with_se else [])],
+            order)
+        if block.with_se:
+            se_order = importance_order(block.se.conv2.conv.weight,
+                                        base_spec.se_channels if keep_base else 0)
+            permutations += hidden_channel_permutations(block, ['se.conv1'],
+                                                        ['se.conv2.conv.weight'], se_order)
+        return permutations
+
+
+class DetectionBlockAdapter:
+    """mmdet YOLOv3 ``DetectionBlock`` (1x1, 3x3, 1x1, 3x3, 1x1; the 3x3 convs may be
+    depthwise-separable).
+
+    Widths come from a :class:`netaug_det.models.necks.netaug_yolo_neck.DetectionBlockSpec`:
+    ``conv1``, ``conv3`` and ``conv5`` write ``out_channels``, the 3x3 convs ``conv2`` and
+    ``conv4`` write ``hidden_channels``. Sorting ranks each hidden group (the outputs of
+    ``conv2`` and of ``conv4``) by the L1 norm of the following 1x1 conv's input columns.
+    """
+
+    @staticmethod
+    def _hidden_producer(conv: nn.Module) -> ConvModule:
+        return conv.pointwise_conv if isinstance(conv, DepthwiseSeparableConvModule) else conv
+
+    @classmethod
+    def set_widths(cls, block: DetectionBlock, spec) -> None:
+        for name in ('conv1', 'conv3', 'conv5'):
+            _active_out(getattr(block, name), spec.out_channels)
+        for name in ('conv2', 'conv4'):
+            _active_out(cls._hidden_producer(getattr(block, name)), spec.hidden_channels)
+
+    @classmethod
+    def sort_channels(cls, block: DetectionBlock, base_spec,
+                      keep_base: bool) -> List[ChannelPermutation]:
+        permutations = []
+        for producer, consumer in (('conv2', 'conv3'), ('conv4', 'conv5')):
+            producer_name = producer
+            if isinstance(getattr(block, producer), DepthwiseSeparableConvModule):
+                producer_name = f'{producer}.pointwise_conv'
+            weight_name = f'{consumer}.conv.weight'
+            order = importance_order(block.get_parameter(weight_name),
+                                     base_spec.hidden_channels if keep_base else 0)
+            permutations += hidden_channel_permutations(block, [producer_name], [weight_name],
+                                                        order)
+        return permutations
+
+
+#: The adapter of each supported block type.
+BLOCK_ADAPTERS: Dict[type, type] = {
+    InvertedResidual: InvertedResidualAdapter,
+    DetectionBlock: DetectionBlockAdapter,
+}
+
+
+def block_adapter(block: nn.Module) -> type:
+    """The adapter of ``block``'s type, or a TypeError naming what is supported."""
+    adapter = BLOCK_ADAPTERS.get(type(block))
+    if adapter is None:
+        raise TypeError(f'no NetAug adapter for {type(block).__name__}; supported block types: '
+                        f'{sorted(cls.__name__ for cls in BLOCK_ADAPTERS)} (see '
+                        'netaug_det/models/netaug/adapters.py to add one)')
+    return adapter

@@ -1,0 +1,172 @@
+"""The contract of a module that takes part in NetAug, and what every such module shares.
+
+A NetAug module (backbone, neck, head, classifier head...) is its plain twin's module tree built at
+the widest augmented width with the dynamic layers of ``dynamic_layers.py``, so that parameter
+names are the plain module's and the base (tiny) model is the leading slice of every tensor. Its
+inputs and outputs always keep the plain module's widths; only its inner widths are augmented.
+That keeps any mix of NetAug and plain modules consistent (a plain neck after a NetAug backbone,
+a concatenation of a lateral branch with a backbone feature) without modules knowing each other.
+
+A subclass provides:
+
+- ``plain_cls``: the plain twin, built from the same arguments by :meth:`NetAugModule.export`;
+- ``_apply_widths(width_factor, expand_factor)``: writes the active widths of its dynamic layers
+  for the factors drawn by the callables (one call per factor, in a fixed order);
+- ``_channel_counts()``: (active, base) channel totals of its augmented layers, for logging;
+- ``sort_channels(keep_base)``: reorders hidden channels by importance and returns what it moved.
+
+:class:`netaug_det.models.netaug.NetAugSupernet` finds these modules in a model and is the one
+owner of their mode during training.
+"""
+import copy
+import inspect
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_with_prefix
+from torch import Tensor, nn
+
+from .channels import ChannelPermutation
+
+NETAUG_MODES = ('base', 'max', 'random', 'random_expand')
+FactorFn = Callable[[], float]
+
+
+def check_factor_list(name: str, factors: Sequence[float]) -> Tuple[float, ...]:
+    """``factors`` as a tuple, after checking it holds 1.0 (the base model) and nothing below."""
+    if not factors or 1.0 not in factors or min(factors) < 1.0:
+        raise ValueError(f'{name} must contain 1.0 (the base model) and no factor below 1.0, '
+                         f'got {factors}')
+    return tuple(factors)
+
+
+def factor_fns(mode: str, width_factors: Sequence[float], expand_factors: Sequence[float],
+               generator: Optional[torch.Generator]) -> Tuple[FactorFn, FactorFn]:
+    """The width and expand factor sources of ``mode`` (see :data:`NETAUG_MODES`).
+
+    'base': 1.0 everywhere; 'max': the largest factors; 'random': an independent draw per call
+    from ``generator``; 'random_expand': widths at 1.0, expand factors drawn.
+    """
+    if mode not in NETAUG_MODES:
+        raise ValueError(f'mode must be one of {NETAUG_MODES}, got {mode!r}')
+
+    def draw(factors: Sequence[float]) -> FactorFn:
+        return lambda: factors[int(torch.randint(len(factors), (1, ), generator=generator))]
+
+    def fixed(factor: float) -> FactorFn:
+        return lambda: factor
+
+    if mode == 'base':
+        return fixed(1.0), fixed(1.0)
+    if mode == 'max':
+        return fixed(max(width_factors)), fixed(max(expand_factors))
+    if mode == 'random':
+        return draw(width_factors), draw(expand_factors)
+    return fixed(1.0), draw(expand_factors)
+
+
+def _leading(shape: torch.Size) -> Tuple[slice, ...]:
+    return tuple(slice(0, n) for n in shape)
+
+
+class NetAugModule:
+    """Mixin for an ``nn.Module`` that holds the weights of its widest augmented version.
+
+    Use it as the first base class, before the plain module class, and call
+    :meth:`_setup_netaug` at the end of ``__init__``.
+    """
+
+    plain_cls: type = nn.Module
+    #: a plain checkpoint loaded into the base slices by ``init_weights`` (None: none was)
+    base_checkpoint: Optional[str] = None
+
+    def _setup_netaug(self, plain_kwargs: dict, aug_width_mult_list: Sequence[float],
+                      aug_expand_list: Sequence[float]) -> None:
+        self.plain_kwargs = plain_kwargs
+        self.aug_width_mult_list = check_factor_list('aug_width_mult_list', aug_width_mult_list)
+        self.aug_expand_list = check_factor_list('aug_expand_list', aug_expand_list)
+        self.set_widths('base')
+
+    @classmethod
+    def bind_plain_args(cls, args: tuple, kwargs: dict) -> dict:
+        """The arguments of ``plain_cls`` given to this class, with the defaults filled in."""
+        bound = inspect.signature(cls.plain_cls).bind(*args, **kwargs)
+        bound.apply_defaults()
+        return dict(bound.arguments)
+
+    def set_widths(self, mode: str, generator: Optional[torch.Generator] = None) -> None:
+        """Chooses the inner widths of the next forward passes (see :func:`factor_fns`)."""
+        self._apply_widths(*factor_fns(mode, self.aug_width_mult_list, self.aug_expand_list,
+                                       generator))
+
+    def _apply_widths(self, width_factor: FactorFn, expand_factor: FactorFn) -> None:
+        raise NotImplementedError
+
+    def _channel_counts(self) -> Tuple[int, int]:
+        raise NotImplementedError
+
+    def sort_channels(self, keep_base: bool = False) -> List[ChannelPermutation]:
+        """Reorders hidden channels by importance; returns the permutations applied, in order.
+
+        With ``keep_base`` the base (leading) channels stay where they are and only the
+        augmented channels behind them are ranked.
+        """
+        raise NotImplementedError
+
+    def _plain(self) -> nn.Module:
+        """A fresh plain twin with this module's arguments, on this module's device."""
+        plain = self.plain_cls(**dict(self.plain_kwargs, init_cfg=None))
+        return plain.to(next(self.parameters()).device)
+
+    def export(self) -> nn.Module:
+        """The plain twin (``plain_cls``) holding the base weights: no dynamic layers."""
+        plain = self._plain()
+        plain_state = plain.state_dict()
+        plain.load_state_dict({
+            name: tensor[_leading(plain_state[name].shape)]
+            for name, tensor in self.state_dict().items()
+        })
+        plain.is_init = True
+        return plain.train(self.training)
+
+    @torch.no_grad()
+    def load_base_state_dict(self, state_dict: Dict[str, Tensor]) -> None:
+        """Copies a plain twin's state dict into the leading (base) slices.
+
+        Raises torch's ``load_state_dict`` error when names or shapes differ from ``plain_cls``
+        with the same arguments.
+        """
+        plain = self._plain()
+        plain.load_state_dict(state_dict)
+        own_state = self.state_dict()
+        for name, tensor in plain.state_dict().items():
+            own_state[name][_leading(tensor.shape)].copy_(tensor)
+
+    def _default_init_cfg(self) -> Optional[dict]:
+        """The initialisation used before a plain pretrained checkpoint fills the base slices."""
+        return None
+
+    def init_weights(self) -> None:
+        """Initialises; ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix=...)`` holding
+        a plain twin's weights fills the base slices after the default initialisation (the
+        augmented slices keep it) and records the file in ``base_checkpoint``."""
+        init_cfg = self.init_cfg
+        if not (isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained'):
+            super().init_weights()
+            return
+        self.init_cfg = copy.deepcopy(self._default_init_cfg())
+        try:
+            super().init_weights()
+        finally:
+            self.init_cfg = init_cfg
+        map_location = init_cfg.get('map_location', 'cpu')
+        if init_cfg.get('prefix'):
+            state_dict = _load_checkpoint_with_prefix(init_cfg['prefix'], init_cfg['checkpoint'],
+                                                      map_location)
+        else:
+            checkpoint = _load_checkpoint(init_cfg['checkpoint'], map_location)
+            state_dict = checkpoint.get('state_dict', checkpoint)
+        self.load_base_state_dict(
+            {name.removeprefix('module.'): tensor
+             for name, tensor in state_dict.items()})
+        self.base_checkpoint = init_cfg['checkpoint']

@@ -1,0 +1,130 @@
+"""The training loss of a model with extra terms (NetAug's auxiliary pass, distillation).
+
+mmengine trains a model through ``model.loss(inputs, data_samples)`` (reached from ``train_step``
+via ``forward(mode='loss')``) and sums every ``*loss*`` entry of the returned dict. A
+:class:`TrainLoss` is bound once as the model's ``loss`` while training terms are attached
+(:meth:`TrainLoss.attach`): it runs the model's own loss on the batch (the base pass), then
+each term, and returns one dict. So one step stays one forward, one backward (one gradient
+all-reduce under DDP) and one optimizer update, and the optimizer wrapper (clipping, AMP,
+``accumulative_counts``) sees an ordinary loss. Terms are plain callables registered by name;
+hooks add them in ``before_train`` and remove them in ``after_train``.
+
+Entries without "loss" in their name are logged but not summed: the base losses' sum is logged
+as ``base_total``, each term logs its own total, and mmengine's ``loss`` is their sum.
+"""
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple, Union
+
+import torch
+from mmdet.models.utils import unpack_gt_instances
+from torch import nn
+
+LossValue = Union[torch.Tensor, List[torch.Tensor]]
+LossDict = Dict[str, LossValue]
+
+
+class PassOutputs(NamedTuple):
+    """What one forward pass of the model produced: its losses and, when a term asked for
+    them, the features fed to the head (``feats``) and the head's raw outputs (``outs``)."""
+
+    losses: LossDict
+    feats: Optional[Tuple[torch.Tensor, ...]] = None
+    outs: Optional[tuple] = None
+
+
+def loss_total(losses: LossDict) -> torch.Tensor:
+    """The sum of the ``*loss*`` entries of ``losses``, as mmengine's ``parse_losses`` sums them."""
+    total = 0
+    for name, value in losses.items():
+        if 'loss' not in name:
+            continue
+        total = total + (value.mean() if isinstance(value, torch.Tensor) else sum(
+            item.mean() for item in value))
+    return total
+
+
+def scaled(losses: LossDict, weight: float, prefix: str) -> LossDict:
+    """``losses`` renamed ``<prefix><name>``, loss entries multiplied by ``weight``."""
+    result = {}
+    for name, value in losses.items():
+        if 'loss' in name:
+            value = value * weight if isinstance(value, torch.Tensor) else [
+                item * weight for item in value]
+        result[f'{prefix}{name}'] = value
+    return result
+
+
+def run_pass(model: nn.Module, inputs: torch.Tensor, data_samples: list,
+             with_outputs: bool = False) -> PassOutputs:
+    """One forward pass of ``model``'s own loss on a batch.
+
+    With ``with_outputs`` the pass goes through the dense-head protocol of mmdet's single-stage
+    detectors (``extract_feat``, ``bbox_head(feats)``, ``bbox_head.loss_by_feat``), which is
+    what ``SingleStageDetector.loss`` runs, and returns the features and head outputs as well.
+    """
+    if not with_outputs:
+        return PassOutputs(type(model).loss(model, inputs, data_samples))
+    head = getattr(model, 'bbox_head', None)
+    if not (callable(getattr(model, 'extract_feat', None))
+            and callable(getattr(head, 'loss_by_feat', None))):
+        raise TypeError(f'{type(model).__name__} has no extract_feat + bbox_head.loss_by_feat '
+                        '(a single-stage detector with a dense head); distillation needs them')
+    feats = model.extract_feat(inputs)
+    outs = head(feats)
+    gt_instances, gt_instances_ignore, img_metas = unpack_gt_instances(data_samples)
+    losses = head.loss_by_feat(*outs, gt_instances, img_metas, gt_instances_ignore)
+    return PassOutputs(losses, tuple(feats), outs)
+
+
+TrainTerm = Callable[[nn.Module, torch.Tensor, list, PassOutputs], LossDict]
+
+
+class TrainLoss:
+    """A model's ``loss`` while training terms are attached: base pass, then every term.
+
+    A term is a callable ``term(model, inputs, data_samples, base) -> dict`` (``base`` is the
+    base pass's :class:`PassOutputs`); a term with ``needs_outputs = True`` makes the base pass
+    keep features and head outputs. Terms run in the order they were added.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.terms: Dict[str, TrainTerm] = {}
+
+    @classmethod
+    def of(cls, model: nn.Module) -> Optional['TrainLoss']:
+        """The TrainLoss bound to ``model``, if any."""
+        loss = model.__dict__.get('loss')
+        return loss if isinstance(loss, cls) else None
+
+    @classmethod
+    def attach(cls, model: nn.Module) -> 'TrainLoss':
+        """Binds a TrainLoss as ``model.loss`` (once: a bound one is returned as it is)."""
+        loss = cls.of(model)
+        if loss is None:
+            if 'loss' in model.__dict__:
+                raise RuntimeError(f'{type(model).__name__}.loss is already replaced by '
+                                   f'{model.__dict__["loss"]!r}; netaug_det cannot add its '
+                                   'training terms on top of it')
+            loss = model.loss = cls(model)
+        return loss
+
+    def add(self, name: str, term: TrainTerm) -> None:
+        """Adds ``term`` under ``name`` (replacing a term of the same name)."""
+        self.terms[name] = term
+
+    def remove(self, name: str, term: TrainTerm) -> None:
+        """Removes ``term`` if it is still the one under ``name``; unbinds itself from the model
+        when no term is left, so the model's own ``loss`` is back."""
+        if self.terms.get(name) is term:
+            del self.terms[name]
+        if not self.terms and self.model.__dict__.get('loss') is self:
+            del self.model.loss
+
+    def __call__(self, inputs: torch.Tensor, data_samples: list) -> LossDict:
+        with_outputs = any(getattr(term, 'needs_outputs', False) for term in self.terms.values())
+        base = run_pass(self.model, inputs, data_samples, with_outputs)
+        losses = dict(base.losses)
+        losses['base_total'] = loss_total(base.losses).detach()
+        for term in self.terms.values():
+            losses.update(term(self.model, inputs, data_samples, base))
+        return losses
