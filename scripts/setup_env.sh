@@ -99,12 +99,14 @@ else
     log "mmcv $MMCV_VER: reusing cached wheel from $WHEEL_DIR"
 fi
 
-log "installing mmcv, mmengine, mmdet, pycocotools and test tools"
+log "installing mmcv, mmengine, mmdet, pycocotools, onnx + onnxruntime and test tools"
 pip_install -c "$PINNED" "$WHEEL_DIR"/mmcv-*.whl "mmengine==$(pin mmengine)" \
     "mmdet==$(pin mmdet)" "opencv-python==$(pin opencv-python)" "pycocotools==$(pin pycocotools)" \
-    "matplotlib==$(pin matplotlib)" "scipy==$(pin scipy)" -r "$TEST_REQS"
+    "matplotlib==$(pin matplotlib)" "scipy==$(pin scipy)" "onnx==$(pin onnx)" \
+    "onnxscript==$(pin onnxscript)" "onnx-ir==$(pin onnx-ir)" "onnxruntime==$(pin onnxruntime)" \
+    -r "$TEST_REQS"
 log "installing netaug_det (editable)"
 pip_install --no-deps --no-build-isolation -e "$ROOT"
-"$VENV/bin/python" -c "import mmcv.ops, mmdet, netaug_det; print('mmcv', mmcv.__version__, '| mmdet', mmdet.__version__, '| netaug_det', netaug_det.__version__)"
+"$VENV/bin/python" -c "import mmcv.ops, mmdet, netaug_det, onnxruntime; print('mmcv', mmcv.__version__, '| mmdet', mmdet.__version__, '| onnxruntime', onnxruntime.__version__, '| netaug_det', netaug_det.__version__)"
 echo "$STAMP" > "$STAMP_FILE"
 log "environment ready in $(( $(date +%s) - START )) s"
