@@ -3,3 +3,5 @@
 _base_ = ['./yolov3_mbv2_voc.py', './_base_/netaug.py']
 
 model = dict(backbone=dict(type='NetAugMobileNetV2'))
+# The paper's NetAug detectors start from NetAug-pretrained ImageNet weights.
+backbone_pretrain = 'netaug'

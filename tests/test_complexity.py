@@ -92,7 +92,7 @@ def test_rejects_sizes_yolo_cannot_take():
 
 
 def test_get_macs_tool(monkeypatch, capsys):
-    from tools.analysis import get_macs
+    from netaug_det.tools import get_macs
     monkeypatch.setattr(sys, 'argv', [
         'get_macs.py', config('yolov3_mbv2_voc.py'), '--cfg-options', 'input_size=256'])
     get_macs.main()

@@ -1,22 +1,27 @@
-"""The paper's eight configs, the input_size / backbone_checkpoint variables, and a downstream
-config outside the repo that inherits a NetAug config and trains."""
+"""The paper's eight configs, the config variables (input_size, data_root, ImageNet checkpoints)
+under any entry point (mmdet's own train script included), and a downstream config outside the
+repo that inherits a NetAug config and trains."""
 import glob
 import math
+import os
 import os.path as osp
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose
-from mmengine.registry import DefaultScope
+from mmengine.registry import RUNNERS, DefaultScope
 from mmengine.runner import Runner
+from mmengine.runner.checkpoint import _load_checkpoint
 
 import netaug_det  # noqa: F401
 from netaug_det.datasets import DEMO_CLASSES, generate_demo_dataset
 from netaug_det.models.backbones import TinyMobileNetV2
 from netaug_det.utils.complexity import build_detector
-from netaug_det.utils.config import apply_config_variables, apply_input_size
+from netaug_det.utils.config import apply_config_variables, apply_input_size, backbone_checkpoint
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(osp.basename(p) for p in glob.glob(osp.join(REPO_ROOT, 'configs', '*.py')))
@@ -27,11 +32,10 @@ DATASETS = {
 
 
 def load(name: str, **options) -> Config:
-    """A config as the tools load it: file, then --cfg-options, then the config variables."""
+    """A config as the runner sees it: file, then --cfg-options, then the config variables."""
     cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', name))
-    original_size = cfg.get('input_size')
     cfg.merge_from_dict(options)
-    apply_config_variables(cfg, original_size)
+    apply_config_variables(cfg)
     return cfg
 
 
@@ -55,13 +59,14 @@ def test_config_builds(name):
     cfg = load(name)
     expected = DATASETS[name[:-3].split('_')[-1]]
     assert cfg.custom_imports == dict(imports=['netaug_det'], allow_failed_imports=False)
-    assert cfg.default_scope == 'mmdet'
+    assert cfg.default_scope == 'mmdet' and cfg.runner_type == 'NetAugDetRunner'
     assert cfg.input_size == 416 and set(square_sizes(cfg)) == {(416, 416)}
     assert cfg.val_evaluator.type == expected['metric']
     assert cfg.train_cfg.max_epochs == expected['max_epochs']
     assert cfg.train_dataloader.batch_size * expected['gpus'] == expected['total_batch']
     assert cfg.auto_scale_lr == dict(enable=False, base_batch_size=expected['total_batch'])
     assert cfg.backbone_checkpoint is None and cfg.model.backbone.get('init_cfg') is None
+    assert cfg.backbone_pretrain == ('netaug' if '_netaug_' in name else 'baseline')
 
     model = build_detector(cfg)
     netaug = '_netaug_' in name
@@ -78,6 +83,8 @@ def test_netaug_config_only_adds_netaug(name):
     netaug = load(name).to_dict()
     baseline = load(name.replace('_netaug', '')).to_dict()
     assert netaug.pop('custom_hooks') == [dict(type='NetAugHook')]
+    assert (netaug.pop('backbone_pretrain'), baseline.pop('backbone_pretrain')) == (
+        'netaug', 'baseline')
     assert netaug['model']['backbone'].pop('type') == 'NetAug' + baseline['model'][
         'backbone'].pop('type')[len('Tiny'):]
     assert netaug == baseline
@@ -99,17 +106,58 @@ def test_input_size_reaches_every_pipeline():
             assert tuple(results['inputs'].shape) == (3, 320, 320)
 
 
+def test_input_size_moves_pipeline_sizes_only():
+    """Model widths that happen to equal the input size, e.g. a two-scale neck with
+    out_channels=[128, 128] at input_size=128, are not sizes."""
+    cfg = Config(dict(input_size=128, model=dict(neck=dict(out_channels=[416, 416])),
+                      test_pipeline=[dict(type='Resize', scale=(416, 416)),
+                                     dict(type='Pad', size=[416, 416])]))
+    apply_input_size(cfg, 416)
+    assert cfg.model.neck.out_channels == [416, 416]
+    assert cfg.test_pipeline[0].scale == (128, 128) and cfg.test_pipeline[1].size == [128, 128]
+    apply_input_size(cfg, 416)  # applying twice changes nothing more
+    assert cfg.test_pipeline[0].scale == (128, 128)
+
+
 def test_input_size_errors_name_the_fix():
     with pytest.raises(ValueError, match='multiple of 32.*input_size=320'):
         load('yolov3_mbv2_voc.py', input_size=300)
     # sizes that do not follow input_size would silently stay: refused
     cfg = Config(dict(input_size=320, test_pipeline=[dict(type='Resize', scale=(640, 640))]))
-    with pytest.raises(ValueError, match='no \\(416, 416\\) size'):
+    with pytest.raises(ValueError, match='still resize or pad to \\[\\(640, 640\\)\\]'):
         apply_input_size(cfg, 416)
     # a child config file that sets input_size = 320 but keeps the inherited (416, 416)
     cfg = Config(dict(input_size=320, test_pipeline=[dict(type='Pad', size=(416, 416))]))
     with pytest.raises(ValueError, match='still resize or pad to \\[\\(416, 416\\)\\]'):
         apply_input_size(cfg, 320)
+
+
+def test_data_root_reaches_every_dataset_and_evaluator():
+    cfg = load('yolov3_mbv2_coco.py', data_root='/datasets/coco/')
+    assert cfg.train_dataloader.dataset.data_root == '/datasets/coco/'
+    assert cfg.test_dataloader.dataset.data_root == '/datasets/coco/'
+    assert cfg.val_evaluator.ann_file == '/datasets/coco/annotations/instances_val2017.json'
+    voc = load('yolov3_mbv2_voc.py', data_root='/datasets/voc/')
+    assert [d.data_root for d in voc.train_dataloader.dataset.datasets] == ['/datasets/voc/'] * 2
+    assert 'data/VOCdevkit' not in voc.pretty_text
+
+
+def test_the_four_pretraining_combinations():
+    """{baseline, NetAug} ImageNet weights x {plain, NetAug} detection training, by config."""
+    weights = dict(imagenet_checkpoints=dict(baseline='in1k_baseline.pth',
+                                             netaug='in1k_netaug.pth'))
+    assert backbone_checkpoint(load('yolov3_mbv2_voc.py', **weights)) == 'in1k_baseline.pth'
+    assert backbone_checkpoint(load('yolov3_mbv2_netaug_voc.py', **weights)) == 'in1k_netaug.pth'
+    swapped = [load('yolov3_mbv2_voc.py', backbone_pretrain='netaug', **weights),
+               load('yolov3_mbv2_netaug_voc.py', backbone_pretrain='baseline', **weights)]
+    assert [backbone_checkpoint(cfg) for cfg in swapped] == ['in1k_netaug.pth',
+                                                             'in1k_baseline.pth']
+    assert swapped[0].model.backbone.init_cfg == dict(type='Pretrained',
+                                                      checkpoint='in1k_netaug.pth')
+    explicit = load('yolov3_mbv2_netaug_voc.py', backbone_checkpoint='mine.pth', **weights)
+    assert backbone_checkpoint(explicit) == 'mine.pth'
+    with pytest.raises(ValueError, match="backbone_pretrain='mcunet' is not a key"):
+        load('yolov3_mbv2_voc.py', backbone_pretrain='mcunet', **weights)
 
 
 @pytest.mark.parametrize('name', ['yolov3_mbv2_voc.py', 'yolov3_mbv2_netaug_voc.py'])
@@ -159,10 +207,8 @@ def test_downstream_netaug_config_trains(tmp_path):
         classes=tuple(DEMO_CLASSES)))
 
     cfg = Config.fromfile(str(config_file))
-    original_size = cfg.input_size
     cfg.merge_from_dict(dict(input_size=64, work_dir=str(tmp_path / 'work')))
-    apply_config_variables(cfg, original_size)
-    runner = Runner.from_cfg(cfg)
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()
 
     assert runner.iter == 1
@@ -170,3 +216,41 @@ def test_downstream_netaug_config_trains(tmp_path):
     for key in ('train/loss', 'train/loss_conf', 'train/aux_loss_conf'):
         assert math.isfinite(scalars[key].current()), key
     assert runner.model.backbone.active_arch == runner.model.backbone.base_arch
+
+
+def train_tiny(script: str, config: str, work_dir, data_root: str) -> dict:
+    """Trains ``config`` two iterations at input_size 64 on tiny data with ``script``; returns
+    the final checkpoint's state dict."""
+    options = [f'data_root={data_root}', 'input_size=64', 'train_cfg.max_epochs=1',
+               'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
+               'train_dataloader.persistent_workers=False', 'val_cfg=None',
+               'val_dataloader=None', 'val_evaluator=None', 'randomness.seed=0',
+               'randomness.deterministic=True']
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, OMP_NUM_THREADS='1')
+    result = subprocess.run([sys.executable, script, config, '--work-dir', str(work_dir),
+                             '--cfg-options', *options], env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+        return _load_checkpoint(f.read().strip(), map_location='cpu')['state_dict']
+
+
+def test_mmdet_own_train_script_trains_like_ours(tmp_path):
+    """mmdet's tools/train.py (shipped in the mmdet package, what mim runs) honours input_size
+    and data_root overrides through the config's runner: same weights as tools/train.py."""
+    import mmdet
+    data_root = tmp_path / 'demo'
+    generate_demo_dataset(str(data_root), num_train=4, num_val=1, img_size=(64, 80))
+    config = osp.join(REPO_ROOT, 'configs', 'demo', 'yolov3_mbv2_netaug_demo.py')
+    mmdet_train = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', 'train.py')
+    ours = train_tiny(osp.join(REPO_ROOT, 'tools', 'train.py'), config, tmp_path / 'ours',
+                      f'{data_root}/')
+    theirs = train_tiny(mmdet_train, config, tmp_path / 'mmdet', f'{data_root}/')
+    assert ours.keys() == theirs.keys()
+    for name in ours:
+        assert torch.equal(ours[name], theirs[name]), name
+    dumped = Config.fromfile(str(tmp_path / 'mmdet' / 'yolov3_mbv2_netaug_demo.py'))
+    sizes = {tuple(t.get('scale', t.get('size'))) for t in dumped.train_dataloader.dataset.pipeline
+             if t.type in ('Resize', 'Pad')}
+    assert sizes == {(64, 64)}
+    assert dumped.train_dataloader.dataset.data_root == f'{data_root}/'

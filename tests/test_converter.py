@@ -7,7 +7,7 @@ from mmdet.models.utils import make_divisible
 
 from netaug_det.models.backbones import (NetAugMobileNetV3, TinyMobileNetV2, TinyMobileNetV3,
                                          convert_official_netaug)
-from tools.model_converters import netaug_to_mmdet
+from netaug_det.tools import netaug_to_mmdet
 
 
 class OfficialStateDict(dict):
@@ -103,8 +103,8 @@ def test_mbv2_checkpoint_maps_one_to_one():
 def test_mbv3_checkpoint_maps_one_to_one():
     official = official_mbv3()
     converted, dropped = convert_official_netaug(official, 'mbv3')
-    assert sorted(dropped) == sorted(k for k in official if k.startswith(('head.op_list.2',
-                                                                           'head.op_list.3')))
+    assert sorted(dropped) == sorted(
+        k for k in official if k.startswith(('head.op_list.2', 'head.op_list.3')))
     assert converted['layer6.2.se.conv1.conv.weight'] is official[
         'backbone.stages.4.op_list.2.conv.se_layer.reduce_conv.weight']
     assert converted['layer3.0.se.conv2.conv.bias'] is official[

@@ -215,7 +215,7 @@ def test_netaug_checkpoint_exports_base_detector(runs):
 
 
 def test_missing_onnx_packages(monkeypatch, capsys):
-    from tools.deployment import export_onnx as tool
+    from netaug_det.tools import export_onnx as tool
     monkeypatch.setitem(sys.modules, 'onnxruntime', None)  # import onnxruntime now fails
     with pytest.raises(MissingOnnxPackagesError, match='onnxruntime') as error:
         require_onnx_packages()
@@ -226,7 +226,7 @@ def test_missing_onnx_packages(monkeypatch, capsys):
 
 
 def test_clear_errors(runs, tmp_path):
-    from tools.deployment import export_onnx as tool
+    from netaug_det.tools import export_onnx as tool
     checkpoint = str(runs / 'baseline' / 'epoch_10.pth')
     out = str(tmp_path / 'x.onnx')
     with pytest.raises(SystemExit, match='multiple of 32.*got 100'):
@@ -236,7 +236,8 @@ def test_clear_errors(runs, tmp_path):
     with pytest.raises(SystemExit, match='config file not found: nope.py'):
         tool.main(['nope.py', checkpoint, '--out', out])
     # a deploy.pth belongs to the baseline config, not the NetAug one
-    with pytest.raises(SystemExit, match='deploy.pth does not fit.*baseline config'):
+    with pytest.raises(SystemExit,
+                       match='deploy.pth does not fit.*a plain checkpoint.*baseline config'):
         tool.main([NETAUG, str(runs / 'netaug' / 'deploy.pth'), '--out', out])
     with pytest.raises(SystemExit, match='opset 17 is below 18'):
         tool.main([BASELINE, checkpoint, '--out', out, '--opset', '17'])

@@ -1,19 +1,21 @@
-"""The resolution sweep: iso-AP50 interpolation, metric collection, outputs, a tiny real sweep."""
+"""The resolution sweep: iso-AP50 interpolation, seeds and their interval, metric collection,
+outputs, a tiny real sweep over two seeds."""
 import csv
 import json
 import os
 import os.path as osp
-import sys
 
 import matplotlib.image
 import pytest
 from mmengine.config import Config
 
+from conftest import REPO_ROOT
 from netaug_det.datasets import generate_demo_dataset
-from netaug_det.utils.sweep import (DEFAULT_RESOLUTIONS, REPO_ROOT, SweepPoint, collect_points,
-                                    evaluator_type, iso_ap50_reduction, read_ap50, run_dir,
+from netaug_det.tools import resolution_sweep
+from netaug_det.utils.experiments import evaluator_type, read_ap50
+from netaug_det.utils.sweep import (DEFAULT_RESOLUTIONS, SweepCell, SweepPoint, collect_cells,
+                                    iso_ap50_reduction, run_dir, sweep_result,
                                     write_sweep_outputs)
-from tools.analysis import resolution_sweep
 
 VOC_KEY = 'pascal_voc/AP50'
 
@@ -87,28 +89,55 @@ def test_read_ap50_prefers_the_newest_test_then_the_last_validation(tmp_path):
         read_ap50(work_dir, 'coco/bbox_mAP_50')
 
 
-def test_collect_and_outputs_from_hand_made_work_dirs(tmp_path):
-    aps = {'baseline': (0.5, 0.625), 'netaug': (0.5625, 0.75)}
-    for method, values in aps.items():
-        for resolution, ap in zip((64, 96), values):
-            stamp = '20260101_000000'
-            write_json(osp.join(run_dir(str(tmp_path), method, resolution), stamp,
-                                f'{stamp}.json'), {VOC_KEY: ap})
-    points = collect_points(str(tmp_path), (64, 96), {64: 10.0, 96: 22.5}, VOC_KEY)
-    assert points['netaug'] == curve((64, 10.0, 56.25), (96, 22.5, 75.0))
-    paths = write_sweep_outputs(points, str(tmp_path / 'out'))
+def test_collect_seeds_and_outputs_from_hand_made_work_dirs(tmp_path):
+    """Two seeds per point (``s<seed>`` folders) and one run laid out without seeds."""
+    aps = {'baseline': {64: (0.5, 0.6), 96: (0.625, 0.675)},
+           'netaug': {64: (0.5625, 0.6625), 96: (0.75, 0.7)}}
+    stamp = '20260101_000000'
+    for method, per_resolution in aps.items():
+        for resolution, values in per_resolution.items():
+            for seed, ap in enumerate(values):
+                write_json(osp.join(run_dir(str(tmp_path), method, resolution, seed), stamp,
+                                    f'{stamp}.json'), {VOC_KEY: ap})
+    cells = collect_cells(str(tmp_path), (64, 96), {64: 10.0, 96: 22.5}, VOC_KEY)
+    assert cells['netaug'] == [SweepCell(64, 10.0, (56.25, 66.25)),
+                               SweepCell(96, 22.5, (75.0, 70.0))]
+    result = sweep_result(cells, resamples=500)
+    # mean curves: baseline best 65.0 at 96; NetAug reaches it between 61.25 @10 and 72.5 @22.5
+    assert result.iso.netaug_macs == pytest.approx(10 + (65 - 61.25) / (72.5 - 61.25) * 12.5)
+    low, high = result.interval
+    assert low <= result.iso.reduction <= high
+    paths = write_sweep_outputs(result, str(tmp_path / 'out'))
     with open(paths['csv']) as f:
-        assert list(csv.reader(f)) == [['resolution', 'MACs (M)', 'baseline AP50', 'netaug AP50'],
-                                       ['64', '10.0', '50.0', '56.2'],
-                                       ['96', '22.5', '62.5', '75.0']]
+        rows = list(csv.reader(f))
+    assert rows[0] == ['method', 'resolution', 'MACs (M)', 'n', 'mean AP50', 'sd', 'min', 'max']
+    assert rows[3] == ['netaug', '64', '10.0', '2', '61.25', '7.07', '56.25', '66.25']
     with open(paths['md']) as f:
         markdown = f.read()
-    assert '| 96 | 22.5 | 62.5 | 75.0 |' in markdown
-    assert iso_ap50_reduction(points['baseline'], points['netaug']).describe() in markdown
+    assert '| 96 | 22.5 | 65.0 ± 3.5 (2) | 62.5–67.5 | 72.5 ± 3.5 (2) | 70.0–75.0 |' in markdown
+    assert '95% bootstrap interval over seeds' in markdown
     assert matplotlib.image.imread(paths['png']).shape[2] in (3, 4)
-    missing = r'2 run\(s\) incomplete:\n.*baseline/r128.*\n.*netaug/r128'
+
+    single = collect_cells(str(tmp_path), (64, 96), {64: 10.0, 96: 22.5}, VOC_KEY, seeds=[1])
+    assert single['baseline'][0].ap50s == (60.0, )
+    assert 'no interval' in sweep_result(single).describe()
+    legacy = tmp_path / 'legacy'
+    write_json(osp.join(run_dir(str(legacy), 'baseline', 64), stamp, f'{stamp}.json'),
+               {VOC_KEY: 0.5})
+    write_json(osp.join(run_dir(str(legacy), 'netaug', 64), stamp, f'{stamp}.json'),
+               {VOC_KEY: 0.625})
+    assert collect_cells(str(legacy), (64, ), {64: 1.0}, VOC_KEY)['netaug'][0].ap50s == (62.5, )
+    missing = r'4 run\(s\) incomplete:\n.*baseline/r128/s0.*\n.*baseline/r128/s1'
     with pytest.raises(FileNotFoundError, match=missing):
-        collect_points(str(tmp_path), (64, 96, 128), {64: 1, 96: 2, 128: 3}, VOC_KEY)
+        collect_cells(str(tmp_path), (64, 96, 128), {64: 1, 96: 2, 128: 3}, VOC_KEY, [0, 1])
+
+
+def test_interval_says_when_it_includes_zero():
+    cells = {'baseline': [SweepCell(64, 10.0, (50.0, 60.0)), SweepCell(96, 20.0, (55.0, 65.0))],
+             'netaug': [SweepCell(64, 10.0, (45.0, 66.0)), SweepCell(96, 20.0, (52.0, 70.0))]}
+    result = sweep_result(cells, resamples=500)
+    low, high = result.interval
+    assert low <= 0 <= high and 'includes zero' in result.describe()
 
 
 @pytest.mark.parametrize('config, metric, grid', [
@@ -121,7 +150,7 @@ def test_the_paper_grids_follow_the_evaluator(config, metric, grid):
 
 
 def test_tiny_sweep_end_to_end_launch_then_collect(tmp_path, monkeypatch):
-    """Two resolutions, one epoch of two iterations each, through the real tools."""
+    """Two resolutions, two seeds, one epoch of two iterations each, through the real tools."""
     data_root = str(tmp_path / 'data')
     generate_demo_dataset(data_root, num_train=4, num_val=2, img_size=(64, 80))
     loaders = ('train_dataloader', 'test_dataloader')
@@ -132,22 +161,27 @@ def test_tiny_sweep_end_to_end_launch_then_collect(tmp_path, monkeypatch):
             'persistent_workers=False')
     ]
     work_dir = str(tmp_path / 'sweep')
-    argv = ['resolution_sweep.py', osp.join(REPO_ROOT, 'configs', 'demo', 'yolov3_mbv2_demo.py'),
+    argv = [osp.join(REPO_ROOT, 'configs', 'demo', 'yolov3_mbv2_demo.py'),
             osp.join(REPO_ROOT, 'configs', 'demo', 'yolov3_mbv2_netaug_demo.py'),
-            '--resolutions', '64', '96', '--work-dir', work_dir, '--cfg-options', *options]
+            '--resolutions', '64', '96', '--seeds', '0', '1', '--work-dir', work_dir,
+            '--netaug-options', 'optim_wrapper.optimizer.lr=0.004', '--cfg-options', *options]
     monkeypatch.setenv('OMP_NUM_THREADS', '1')  # children: no OpenMP contention on small CPUs
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, 'argv', argv)
-    resolution_sweep.main()
-    assert osp.isfile(osp.join(run_dir(work_dir, 'netaug', 96), 'deploy.pth'))
+    resolution_sweep.main(argv)
+    assert osp.isfile(osp.join(run_dir(work_dir, 'netaug', 96, 1), 'deploy.pth'))
+    with open(osp.join(run_dir(work_dir, 'netaug', 96, 1), 'result.json')) as f:
+        result = json.load(f)
+    assert result['spec']['seed'] == 1
+    assert result['spec']['train_options'] == ['optim_wrapper.optimizer.lr=0.004']
     with open(osp.join(work_dir, 'resolution_sweep.csv')) as f:
         rows = list(csv.reader(f))
-    assert [row[0] for row in rows] == ['resolution', '64', '96']
-    assert 0 < float(rows[1][1]) < float(rows[2][1])
-    assert all(0 <= float(ap) <= 100 for row in rows[1:] for ap in row[2:])
+    assert [row[:2] for row in rows[1:]] == [['baseline', '64'], ['baseline', '96'],
+                                             ['netaug', '64'], ['netaug', '96']]
+    assert all(row[3] == '2' for row in rows[1:])
+    assert 0 < float(rows[1][2]) < float(rows[2][2])
+    assert all(0 <= float(value) <= 100 for row in rows[1:] for value in row[4:])
     assert osp.isfile(osp.join(work_dir, 'resolution_sweep.png'))
 
-    monkeypatch.setattr(sys, 'argv', argv + ['--collect', '--out-dir', str(tmp_path / 'again')])
-    resolution_sweep.main()
+    resolution_sweep.main(argv + ['--collect', '--out-dir', str(tmp_path / 'again')])
     with open(tmp_path / 'again' / 'resolution_sweep.csv') as f:
         assert list(csv.reader(f)) == rows

@@ -1,52 +1,8 @@
-"""Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT [--out results.pkl]``.
+"""Test a checkpoint with a config, like mmdet's tools/test.py.
 
-Behaves like mmdet's ``tools/test.py``. A NetAug run's ``deploy.pth`` is tested with the matching
-baseline config.
+Entry point of ``python -m netaug_det.tools.test`` (see its module for the arguments).
 """
-import argparse
-import json
-import os.path as osp
-
-from mmdet.utils import setup_cache_size_limit_of_dynamo
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
-
-import netaug_det  # noqa: F401  registers modules and checkpoint handling
-from netaug_det.utils.cli import add_common_args, load_config
-
-
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Test (and evaluate) a detector checkpoint')
-    parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--out', help='dump raw predictions to this pickle file')
-    parser.add_argument(
-        '--metrics-json',
-        help='also write the evaluation metrics to this json file (for scripts)')
-    add_common_args(parser)
-    return parser.parse_args()
-
-
-def main() -> None:
-    args = parse_args()
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
-    setup_cache_size_limit_of_dynamo()
-    cfg = load_config(args)
-    cfg.load_from = args.checkpoint
-    if args.out is not None:
-        if not args.out.endswith(('.pkl', '.pickle')):
-            raise ValueError('--out must end with .pkl or .pickle')
-        cfg.test_evaluator = [cfg.test_evaluator] if isinstance(cfg.test_evaluator, dict) \
-            else list(cfg.test_evaluator)
-        cfg.test_evaluator.append(dict(type='DumpDetResults', out_file_path=args.out))
-
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
-    metrics = runner.test()
-    if args.metrics_json and runner.rank == 0:
-        with open(args.metrics_json, 'w') as f:
-            json.dump({key: float(value) for key, value in metrics.items()}, f, indent=2)
-
+from netaug_det.tools.test import main
 
 if __name__ == '__main__':
     main()

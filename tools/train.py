@@ -1,60 +1,8 @@
-"""Train a detector: ``python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]``.
+"""Train a detector (or classifier) from a config, like mmdet's tools/train.py.
 
-Behaves like mmdet's ``tools/train.py``; importing ``netaug_det`` registers the project's modules
-and makes mmengine's checkpoint loading work on torch>=2.6 (see ``netaug_det/utils/checkpoint.py``).
+Entry point of ``python -m netaug_det.tools.train`` (see its module for the arguments).
 """
-import argparse
-
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
-
-import netaug_det  # noqa: F401  registers modules and checkpoint handling
-from netaug_det.utils.cli import add_common_args, load_config
-
-
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Train a detector')
-    parser.add_argument('config', help='train config file path')
-    parser.add_argument('--amp', action='store_true', help='automatic mixed precision training')
-    parser.add_argument(
-        '--auto-scale-lr',
-        action='store_true',
-        help='scale the learning rate by (total batch size / auto_scale_lr.base_batch_size)')
-    parser.add_argument(
-        '--resume',
-        nargs='?',
-        type=str,
-        const='auto',
-        help='resume from CKPT, or from the latest checkpoint in the work dir when no path is given')
-    add_common_args(parser)
-    return parser.parse_args()
-
-
-def main() -> None:
-    args = parse_args()
-    cfg = load_config(args)
-
-    if args.amp:
-        if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
-            print('AMP training is already enabled in the config.')
-        else:
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.loss_scale = 'dynamic'
-    if args.auto_scale_lr:
-        if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
-            raise RuntimeError('--auto-scale-lr needs `auto_scale_lr = dict(base_batch_size=N)` '
-                               'in the config')
-        cfg.auto_scale_lr.enable = True
-    if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
-    elif args.resume is not None:
-        cfg.resume = True
-        cfg.load_from = args.resume
-
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
-    runner.train()
-
+from netaug_det.tools.train import main
 
 if __name__ == '__main__':
     main()

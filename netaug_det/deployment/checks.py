@@ -172,4 +172,3 @@ def signature_differences(a: List[Tuple], b: List[Tuple], most: int = 5) -> List
     if len(a) != len(b):
         differences.append(f'{len(a)} entries != {len(b)} entries')
     return differences[:most]
-

@@ -19,7 +19,9 @@ from mmengine.config import Config
 from mmengine.runner.checkpoint import load_checkpoint
 from torch import Tensor, nn
 
-from ..utils.complexity import build_detector, deployable_detector
+from ..models.netaug import export_plain_model
+from ..utils.checkpoint import explain_mismatch
+from ..utils.complexity import build_detector
 from ..utils.config import MAX_STRIDE, apply_config_variables, check_input_size
 from . import require_onnx_packages
 from .postprocess import CUSTOM_TRANSLATIONS, POSTPROCESS_OUTPUT_NAMES, YOLOV3PostProcess
@@ -48,14 +50,13 @@ def load_config(config: str, input_size: Optional[int] = None,
         raise ValueError(f'--input-size must be a positive multiple of {MAX_STRIDE} (the largest '
                          f'YOLOv3 stride), got {input_size}; e.g. --input-size 320')
     cfg = Config.fromfile(config)
-    original_size = cfg.get('input_size')
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     if input_size is not None:
         cfg.input_size = input_size
     if cfg.get('input_size') is None:
         raise ValueError(f'{config} defines no input_size; pass --input-size N')
-    apply_config_variables(cfg, original_size)  # also checks the size
+    apply_config_variables(cfg)  # also checks the size
     return cfg
 
 
@@ -63,8 +64,8 @@ def load_detector(cfg: Config, checkpoint: str) -> nn.Module:
     """The deployable detector of ``cfg`` with the weights of ``checkpoint``, in eval mode.
 
     The checkpoint must load strictly. A NetAug config's detector is replaced by its deployable
-    base detector (``backbone.export()``), so a NetAug run's ``epoch_N.pth`` exports with its
-    NetAug config and its ``deploy.pth`` with the baseline config.
+    twin (``export_plain_model``), so a NetAug run's ``epoch_N.pth`` exports with its NetAug
+    config and its ``deploy.pth`` with the baseline config.
 
     Raises:
         FileNotFoundError: ``checkpoint`` does not exist.
@@ -77,14 +78,9 @@ def load_detector(cfg: Config, checkpoint: str) -> nn.Module:
     detector = build_detector(cfg)
     try:
         load_checkpoint(detector, checkpoint, map_location='cpu', strict=True, logger='silent')
-    except RuntimeError as error:
-        details = ' '.join(str(error).split())[:600]
-        raise ValueError(
-            f'{checkpoint} does not fit the detector of {cfg.filename}: {details}. Pass the config '
-            "the checkpoint was trained with; a NetAug run's deploy.pth goes with its baseline "
-            'config (e.g. configs/demo/yolov3_mbv2_demo.py for configs/demo/'
-            'yolov3_mbv2_netaug_demo.py)') from error
-    return deployable_detector(detector).eval()
+    except RuntimeError:
+        raise ValueError(explain_mismatch(checkpoint, detector, cfg.filename)) from None
+    return export_plain_model(detector).eval()
 
 
 def raw_output_names(detector: nn.Module) -> List[str]:

@@ -27,7 +27,7 @@ def create_session(path: str, threads: int = 1) -> ort.InferenceSession:
     """A CPU session for ``path`` running operators one at a time on ``threads`` threads."""
     if not osp.isfile(path):
         raise FileNotFoundError(f'ONNX file not found: {path}; write one with '
-                                'tools/deployment/export_onnx.py')
+                                'python -m netaug_det.tools.export_onnx')
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -115,7 +115,7 @@ def build_dataset(cfg: Config, split: str = 'test', num_images: Optional[int] = 
     except FileNotFoundError as error:
         raise FileNotFoundError(
             f'the {split} images of {cfg.filename} are missing ({error}); for the demo configs '
-            'run tools/misc/make_demo_data.py first') from error
+            'run python -m netaug_det.tools.make_demo_data first') from error
     if num_images is not None:
         dataset = Subset(dataset, range(min(num_images, len(dataset))))
     return dataset

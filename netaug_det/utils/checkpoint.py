@@ -17,14 +17,19 @@ truncated ``epoch_N.pth`` that ``--resume`` then picks up. :class:`AtomicLocalBa
 a temporary file in the same directory and renames it over the target (``os.replace``), so a
 reader only ever sees a complete old file or a complete new one.
 
-Both are installed by :func:`install_checkpoint_io`, which ``import netaug_det`` calls.
+Both are installed by :func:`install_checkpoint_io`, which ``import netaug_det`` calls. A crash
+mid-write leaves the temporary file (``.tmp_*.part``); :func:`remove_stale_parts` removes old
+ones when a run starts. :func:`explain_mismatch` says what a checkpoint that does not fit a model
+is, and what to do with it.
 """
 import copyreg
+import glob
 import os
 import os.path as osp
 import tempfile
+import time
 from pathlib import Path
-from typing import Callable, List, Tuple, Union
+from typing import Callable, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -50,6 +55,24 @@ def reduce_history_buffer(buffer: HistoryBuffer) -> Tuple[type, tuple]:
     return HistoryBuffer, (buffer._log_history, buffer._count_history, buffer.max_length)
 
 
+PART_PREFIX, PART_SUFFIX = '.tmp_', '.part'
+# A temporary file younger than this may belong to a write in progress (another process).
+STALE_AFTER_S = 120
+
+
+def remove_stale_parts(directory: str, stale_after_s: float = STALE_AFTER_S) -> List[str]:
+    """Removes the temporary files of interrupted atomic writes (``.tmp_*.part``, written by
+    :class:`AtomicLocalBackend`) older than ``stale_after_s`` from ``directory``; returns their
+    names. Younger ones may belong to a write in progress and stay."""
+    removed = []
+    now = time.time()
+    for path in glob.glob(osp.join(directory, f'{PART_PREFIX}*{PART_SUFFIX}')):
+        if now - osp.getmtime(path) >= stale_after_s:
+            os.remove(path)
+            removed.append(osp.basename(path))
+    return removed
+
+
 def _current_umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
@@ -69,7 +92,7 @@ class AtomicLocalBackend(LocalBackend):
     def _write_atomic(data: bytes, filepath: Union[str, Path]) -> None:
         directory = osp.dirname(osp.abspath(filepath))
         os.makedirs(directory, exist_ok=True)
-        fd, tmp_path = tempfile.mkstemp(dir=directory, prefix='.tmp_', suffix='.part')
+        fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=PART_PREFIX, suffix=PART_SUFFIX)
         try:
             os.fchmod(fd, 0o666 & ~_current_umask())  # mkstemp creates files as 0600
             with os.fdopen(fd, 'wb') as f:
@@ -88,3 +111,59 @@ def install_checkpoint_io() -> None:
     torch.serialization.add_safe_globals(mmengine_checkpoint_globals())
     copyreg.pickle(HistoryBuffer, reduce_history_buffer)
     register_backend('local', AtomicLocalBackend, force=True, prefixes='')
+
+
+def _shape_relation(checkpoint_shapes: dict, model_shapes: dict) -> Optional[str]:
+    """'wider' / 'narrower' when every shared tensor of a mismatching checkpoint is at least as
+    large / at most as large as the model's in every dimension (None otherwise)."""
+    differing = [(checkpoint_shapes[k], model_shapes[k]) for k in model_shapes
+                 if k in checkpoint_shapes and checkpoint_shapes[k] != model_shapes[k]]
+    if not differing or any(len(a) != len(b) for a, b in differing):
+        return None
+    if all(x >= y for a, b in differing for x, y in zip(a, b)):
+        return 'wider'
+    if all(x <= y for a, b in differing for x, y in zip(a, b)):
+        return 'narrower'
+    return None
+
+
+def explain_mismatch(filename: str, model: torch.nn.Module, config: Optional[str] = None) -> str:
+    """What a checkpoint that does not load strictly into ``model`` is, and what to do."""
+    from mmengine.runner.checkpoint import _load_checkpoint
+
+    checkpoint = _load_checkpoint(filename, map_location='cpu')
+    state = checkpoint.get('state_dict', checkpoint)
+    state = {key.removeprefix('module.'): value for key, value in state.items()}
+    checkpoint_shapes = {k: tuple(v.shape) for k, v in state.items() if hasattr(v, 'shape')}
+    model_shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    missing = sorted(set(model_shapes) - set(checkpoint_shapes))
+    unexpected = sorted(set(checkpoint_shapes) - set(model_shapes))
+    relation = _shape_relation(checkpoint_shapes, model_shapes)
+    config = config or 'this config'
+    header = f'{filename} does not fit the model of {config}: '
+    if not missing and not unexpected and relation == 'wider':
+        return header + (
+            'it is a NetAug training checkpoint (its tensors hold the wide supernet) and the '
+            'model is the plain one. Test the run\'s deploy.pth instead, or export this '
+            'checkpoint first: python -m netaug_det.tools.export_deployable NETAUG_CONFIG '
+            f'{filename} --out deploy.pth. To resume the run, use its NetAug config.')
+    if not missing and not unexpected and relation == 'narrower':
+        return header + (
+            'it is a plain checkpoint (e.g. deploy.pth or a baseline run) and the model is a '
+            'NetAug supernet. Test it with the baseline config (the one the NetAug config '
+            'inherits); to start NetAug training from a plain backbone, pass it as '
+            'backbone_checkpoint=FILE instead of load_from.')
+    details = []
+    if missing:
+        details.append(f'{len(missing)} model key(s) missing from it (e.g. {missing[:3]})')
+    if unexpected:
+        details.append(f'{len(unexpected)} unexpected key(s) (e.g. {unexpected[:3]})')
+    mismatched = [k for k in model_shapes if k in checkpoint_shapes
+                  and checkpoint_shapes[k] != model_shapes[k]]
+    if mismatched:
+        key = mismatched[0]
+        details.append(f'{len(mismatched)} shape mismatch(es) (e.g. {key}: '
+                       f'{checkpoint_shapes[key]} in the file, {model_shapes[key]} in the model)')
+    return header + '; '.join(details) + (
+        '. It was written for another model: use the config it was trained with. To fine-tune '
+        'from the matching part on purpose, set allow_partial_load = True (load_from only).')

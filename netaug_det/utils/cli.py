@@ -6,7 +6,6 @@ from typing import Optional
 
 from mmengine.config import Config, DictAction
 
-from .config import apply_config_variables
 from .distributed import setup_cpu_distributed
 
 
@@ -29,13 +28,9 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
 
 
 def load_config(args: argparse.Namespace) -> Config:
-    """Reads ``args.config``, applies ``--cfg-options`` and the work dir.
-
-    A changed ``input_size`` is propagated to every pipeline and batch shape
-    that derives from it, so ``--cfg-options input_size=320`` resizes the
-    whole experiment; ``backbone_checkpoint`` becomes the backbone's
-    ``Pretrained`` init (see ``netaug_det.utils.config``).
-    """
+    """Reads ``args.config``, applies ``--cfg-options``, the work dir and the launcher, as mmdet's
+    tools do. (Config variables such as ``input_size`` are applied by the config's runner,
+    ``NetAugDetRunner``, whichever tool builds it.)"""
     if not osp.isfile(args.config):
         raise FileNotFoundError(f'config file not found: {args.config}; pass the path of a '
                                 'config, e.g. configs/yolov3_mbv2_voc.py')
@@ -43,10 +38,8 @@ def load_config(args: argparse.Namespace) -> Config:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
-    original_input_size = cfg.get('input_size')
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    apply_config_variables(cfg, original_input_size)
     cfg.work_dir = resolve_work_dir(args.config, args.work_dir, cfg.get('work_dir'))
     if args.launcher == 'pytorch':
         setup_cpu_distributed(cfg)

@@ -1,9 +1,23 @@
 """Config variables that must reach every place derived from them after ``--cfg-options``.
 
 mmengine evaluates a config file once, so ``scale=(input_size, input_size)`` is a plain
-``(416, 416)`` by the time ``--cfg-options input_size=320`` is merged, and a new
-``backbone_checkpoint`` does not reach ``model.backbone.init_cfg``. The tools call
-:func:`apply_config_variables` after merging the options to carry both variables through.
+``(416, 416)`` and ``data_root + 'annotations/...'`` a plain string by the time
+``--cfg-options input_size=320 data_root=/data/coco/`` is merged, and the backbone's ``init_cfg``
+does not follow the checkpoint variables. :func:`apply_config_variables` carries them through. It
+runs when the runner is built (``NetAugDetRunner.from_cfg``), so mmdet's own ``tools/train.py``,
+``mim train`` and this project's tools all train what the merged config says. The values the
+config file itself defines are read back from ``cfg.filename``; a config built in memory (no
+file) is only checked for consistency.
+
+Variables:
+
+- ``input_size``: square network input; every ``(S, S)`` under a transform size key (``scale``,
+  ``size``, ``img_scale``) with ``S`` the file's value follows it.
+- ``data_root``: every dataset ``data_root`` equal to the file's value follows it, and so does
+  every ``ann_file`` that starts with it (COCO's evaluator).
+- ``imagenet_checkpoints`` (dict of plain backbone checkpoints by pretraining, e.g.
+  ``baseline`` / ``netaug``), ``backbone_pretrain`` (which of them this config starts from) and
+  ``backbone_checkpoint`` (an explicit file, first): the backbone's ``init_cfg``.
 """
 from typing import Any, List, Optional
 
@@ -11,19 +25,8 @@ from mmengine.config import Config
 
 # Largest stride of the YOLOv3 feature pyramid: input sizes must be multiples of it.
 MAX_STRIDE = 32
-# Where a transform keeps its output size.
-SIZE_KEYS = {'Resize': 'scale', 'Pad': 'size'}
-
-
-def _replace_square(node: Any, old: int, new: int) -> Any:
-    """``node`` with every ``(old, old)`` pair (tuple or list) replaced by ``(new, new)``."""
-    if isinstance(node, dict):
-        return type(node)({key: _replace_square(value, old, new) for key, value in node.items()})
-    if isinstance(node, (list, tuple)):
-        if len(node) == 2 and all(type(v) is int and v == old for v in node):
-            return type(node)((new, new))
-        return type(node)(_replace_square(value, old, new) for value in node)
-    return node
+# Where transforms keep their output size.
+SIZE_KEYS = ('scale', 'size', 'img_scale')
 
 
 def check_input_size(input_size: Any) -> None:
@@ -33,74 +36,105 @@ def check_input_size(input_size: Any) -> None:
                          f'YOLOv3 stride), got {input_size!r}; e.g. --cfg-options input_size=320')
 
 
-def _resize_and_pad_sizes(node: Any) -> List[tuple]:
-    """Every square Resize ``scale`` and Pad ``size`` inside ``node``."""
+def _is_square(value: Any, side: Optional[int] = None) -> bool:
+    return (isinstance(value, (list, tuple)) and len(value) == 2
+            and all(type(v) is int for v in value) and value[0] == value[1]
+            and (side is None or value[0] == side))
+
+
+def _rewrite(node: Any, key: Optional[str], rule) -> Any:
+    """``node`` rebuilt with ``rule(key, value)`` applied to every (key, leaf-or-pair) in it."""
+    replaced = rule(key, node)
+    if replaced is not node:
+        return replaced
+    if isinstance(node, dict):
+        return type(node)({k: _rewrite(v, k, rule) for k, v in node.items()})
     if isinstance(node, (list, tuple)):
-        return [size for value in node for size in _resize_and_pad_sizes(value)]
-    if not isinstance(node, dict):
-        return []
-    sizes = [size for value in node.values() for size in _resize_and_pad_sizes(value)]
-    size = node.get(SIZE_KEYS.get(node.get('type')))
-    if isinstance(size, (list, tuple)) and len(size) == 2 and size[0] == size[1]:
-        sizes.append(tuple(size))
-    return sizes
+        return type(node)(_rewrite(v, None, rule) for v in node)
+    return node
 
 
-def apply_input_size(cfg: Config, original_size: int) -> None:
-    """Carries a changed ``cfg.input_size`` to everything derived from it, in place.
+def _transform_sizes(node: Any, key: Optional[str] = None) -> List[tuple]:
+    """Every square size under a transform size key inside ``node``."""
+    if key in SIZE_KEYS and _is_square(node):
+        return [tuple(node)]
+    if isinstance(node, dict):
+        return [size for k, v in node.items() for size in _transform_sizes(v, k)]
+    if isinstance(node, (list, tuple)):
+        return [size for v in node for size in _transform_sizes(v)]
+    return []
 
-    Every square size ``(original_size, original_size)`` in the config (the Resize scale and
-    Pad size of the train and test pipelines, in the dataloaders and in the top-level
-    ``train_pipeline`` / ``test_pipeline``, and any batch shape or ``BatchFixedSizePad`` size)
-    becomes ``(cfg.input_size, cfg.input_size)``. Afterwards every square Resize scale and Pad
-    size must be the input size: a config file that redefines ``input_size`` without
-    rebuilding its inherited pipelines is refused rather than trained at the old size.
 
-    Args:
-        cfg (Config): The merged config.
-        original_size (int): ``input_size`` as the config file defined it, before overrides.
-    """
+def apply_input_size(cfg: Config, file_size: Optional[int]) -> None:
+    """Carries ``cfg.input_size`` to the transform sizes derived from the file's value, in place;
+    then every square transform size must be the input size (a config that redefines
+    ``input_size`` without rebuilding its inherited pipelines is refused, not trained at the
+    old size)."""
     new_size = cfg.input_size
     check_input_size(new_size)
-    if new_size != original_size:
-        found = False
-        for key, value in cfg.items():
-            replaced = _replace_square(value, original_size, new_size)
-            if replaced != value:
-                cfg[key] = replaced
-                found = True
-        if not found:
-            raise ValueError(
-                f'input_size changed from {original_size} to {new_size}, but no '
-                f'({original_size}, {original_size}) size in the config derives from it; define '
-                'the pipeline sizes as (input_size, input_size) or override them directly')
-    stale = sorted(set(_resize_and_pad_sizes(cfg.to_dict())) - {(new_size, new_size)})
+    if file_size is not None and file_size != new_size:
+
+        def rule(key, value):
+            if key in SIZE_KEYS and _is_square(value, file_size):
+                return type(value)((new_size, new_size))
+            return value
+
+        for name in list(cfg.keys()):
+            if name != 'model':
+                cfg[name] = _rewrite(cfg[name], name, rule)
+    stale = sorted(set(_transform_sizes(cfg.to_dict())) - {(new_size, new_size)})
     if stale:
         raise ValueError(
             f'input_size is {new_size}, but pipelines still resize or pad to {stale}; a config '
             'file that sets input_size must rebuild the inherited pipelines from it (as '
             'configs/demo/yolov3_mbv2_demo.py does), or pass --cfg-options '
-            f'input_size={new_size} to the baseline config instead')
+            f'input_size={new_size} to the config it inherits instead')
 
 
-def apply_backbone_checkpoint(cfg: Config) -> None:
-    """Points ``model.backbone.init_cfg`` at ``cfg.backbone_checkpoint`` when it is set.
+def apply_data_root(cfg: Config, file_root: Optional[str]) -> None:
+    """Carries a changed ``cfg.data_root`` to the datasets and evaluators, in place."""
+    new_root = cfg.data_root
+    if file_root is None or file_root == new_root:
+        return
 
-    ``backbone_checkpoint`` (a path or URL of ImageNet weights for the plain backbone) defaults
-    to None: the backbone keeps its own ``init_cfg`` (random init in the netaug_det configs).
+    def rule(key, value):
+        if key == 'data_root' and value == file_root:
+            return new_root
+        if key == 'ann_file' and isinstance(value, str) and value.startswith(file_root):
+            return new_root + value[len(file_root):]
+        return value
+
+    for name in list(cfg.keys()):
+        if name not in ('model', 'data_root'):
+            cfg[name] = _rewrite(cfg[name], name, rule)
+
+
+def backbone_checkpoint(cfg: Config) -> Optional[str]:
+    """The checkpoint that initialises the backbone: ``backbone_checkpoint`` if set, else
+    ``imagenet_checkpoints[backbone_pretrain]`` (None: the backbone's own ``init_cfg``)."""
+    if cfg.get('backbone_checkpoint'):
+        return cfg.backbone_checkpoint
+    checkpoints = cfg.get('imagenet_checkpoints')
+    if not checkpoints:
+        return None
+    pretrain = cfg.get('backbone_pretrain', 'baseline')
+    if pretrain not in checkpoints:
+        raise ValueError(f'backbone_pretrain={pretrain!r} is not a key of imagenet_checkpoints '
+                         f'{sorted(checkpoints)}; e.g. --cfg-options backbone_pretrain=netaug')
+    return checkpoints[pretrain]
+
+
+def apply_config_variables(cfg: Config) -> None:
+    """Applies ``input_size``, ``data_root`` and the backbone checkpoint variables, in place.
+
+    The values before ``--cfg-options`` are those of the file ``cfg.filename`` (when there is
+    one). Applying twice changes nothing more.
     """
-    checkpoint = cfg.get('backbone_checkpoint')
+    file_cfg = Config.fromfile(cfg.filename) if cfg.filename else None
+    if 'input_size' in cfg:
+        apply_input_size(cfg, file_cfg.get('input_size') if file_cfg else None)
+    if 'data_root' in cfg:
+        apply_data_root(cfg, file_cfg.get('data_root') if file_cfg else None)
+    checkpoint = backbone_checkpoint(cfg)
     if checkpoint is not None:
         cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=checkpoint)
-
-
-def apply_config_variables(cfg: Config, original_input_size: Optional[int] = None) -> None:
-    """Applies ``input_size`` (when the config has one) and ``backbone_checkpoint``, in place.
-
-    Call it after ``cfg.merge_from_dict(cfg_options)``, with ``original_input_size`` read from
-    the config before the merge (None: the size was not overridden).
-    """
-    if 'input_size' in cfg:
-        apply_input_size(cfg, cfg.input_size if original_input_size is None
-                         else original_input_size)
-    apply_backbone_checkpoint(cfg)

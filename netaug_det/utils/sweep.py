@@ -1,39 +1,35 @@
-"""Resolution sweeps: launch or collect per-resolution runs, and the iso-AP50 MAC reduction.
+"""Resolution sweeps: per-resolution runs over seeds, their mean curves and the iso-AP50 MAC
+reduction with a seed-resampling interval.
 
-Work-dir layout (what ``tools/analysis/resolution_sweep.py`` launches and what its collect mode
-reads; a cluster user produces the same with ``tools/dist_train.sh``)::
+Work-dir layout (what ``python -m netaug_det.tools.resolution_sweep`` launches and what its
+collect mode reads; a cluster user produces the same with ``tools/dist_train.sh``)::
 
-    <work_root>/<method>/r<resolution>/     e.g. work_dirs/sweep/netaug/r320/
-        <timestamp>/<timestamp>.json        metrics of a ``tools/test.py`` run (newest wins)
-        <timestamp>/vis_data/scalars.json   metrics of the validations during training
-        deploy.pth                          NetAug's deployable checkpoint (``NetAugHook``)
-        last_checkpoint                     path of the final checkpoint (mmengine)
+    <work_root>/<method>/r<resolution>/s<seed>/   e.g. work_dirs/sweep/netaug/r320/s0/
+        <timestamp>/<timestamp>.json              metrics of a ``tools/test.py`` run (newest wins)
+        <timestamp>/vis_data/scalars.json         metrics of the validations during training
+        deploy.pth                                NetAug's deployable checkpoint (``NetAugHook``)
 
-A run's AP50 is the metric (``pascal_voc/AP50`` for VOC, ``coco/bbox_mAP_50`` for COCO) of its
-newest test run, or, when it was never tested, of its last validation during training. AP50 is
-reported in percent.
+A run laid out without ``s<seed>`` (``<method>/r<resolution>/`` holding the run itself) reads as
+one seed. A run's AP50 is the metric (``pascal_voc/AP50`` for VOC, ``coco/bbox_mAP_50`` for
+COCO) of its newest test run, or, when it was never tested, of its last validation during
+training, in percent (:func:`netaug_det.utils.experiments.read_ap50`).
 """
-import argparse
 import csv
 import glob
-import json
 import os
 import os.path as osp
-import subprocess
-import sys
-from collections import deque
-from typing import Dict, List, NamedTuple, Optional, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from mmengine.config import Config, DictAction
+from .experiments import read_ap50
+from .stats import Summary, bootstrap_interval, markdown_table, summarize
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 METHODS = ('baseline', 'netaug')
-METRIC_KEYS = {'VOCMetric': 'pascal_voc/AP50', 'CocoMetric': 'coco/bbox_mAP_50'}
 # the paper's grids (Figure 5): 256..416 on Pascal VOC, 288..448 on COCO, step 32
 DEFAULT_RESOLUTIONS = {
     'VOCMetric': tuple(range(256, 417, 32)),
     'CocoMetric': tuple(range(288, 449, 32)),
 }
+CONFIDENCE = 0.95
 
 
 class SweepPoint(NamedTuple):
@@ -72,8 +68,8 @@ class IsoAP50(NamedTuple):
                   f'{self.baseline.resolution}px, {self.baseline.macs:.1f}M MACs)')
         if self.status == 'never':
             return (f'NetAug never reaches {target} on this grid (its best: '
-                  f'{self.netaug_best.ap50:.1f} at {self.netaug_best.resolution}px), so there is '
-                  'no iso-AP50 MAC reduction.')
+                    f'{self.netaug_best.ap50:.1f} at {self.netaug_best.resolution}px), so there '
+                    'is no iso-AP50 MAC reduction.')
         change = f"{abs(self.reduction):.0%} {'fewer' if self.reduction >= 0 else 'more'}"
         if self.status == 'at_most':
             return (f'NetAug already exceeds {target} at its smallest swept point '
@@ -108,173 +104,171 @@ def iso_ap50_reduction(baseline: Sequence[SweepPoint], netaug: Sequence[SweepPoi
     return IsoAP50(best.ap50, best, netaug_best, None, 'never')
 
 
-def evaluator_type(cfg: Config) -> str:
-    """The type of the config's test evaluator (its first metric), checked to be supported."""
-    evaluator = cfg.test_evaluator
-    metric = evaluator[0] if isinstance(evaluator, (list, tuple)) else evaluator
-    if metric.get('type') not in METRIC_KEYS:
-        raise ValueError(f"test_evaluator type {metric.get('type')!r} is not supported; the "
-                         f'sweep reads AP50 from one of {sorted(METRIC_KEYS)}')
-    return metric['type']
+class SweepCell(NamedTuple):
+    """One method at one resolution: MACs in millions and the AP50 (percent) of each seed."""
+
+    resolution: int
+    macs: float
+    ap50s: Tuple[float, ...]
+
+    @property
+    def summary(self) -> Summary:
+        return summarize(self.ap50s)
+
+    def mean_point(self) -> SweepPoint:
+        return SweepPoint(self.resolution, self.macs, self.summary.mean)
 
 
-def parse_cfg_options(options: Sequence[str]) -> dict:
-    """``KEY=VALUE`` strings (as given to the tools' ``--cfg-options``) parsed like they do."""
-    parsed = argparse.Namespace(cfg_options={})
-    DictAction(option_strings=[], dest='cfg_options')(None, parsed, options)
-    return parsed.cfg_options
+class SweepResult(NamedTuple):
+    """Both methods' cells, the iso-AP50 reduction of the mean curves, and its interval.
 
-
-def run_dir(work_root: str, method: str, resolution: int) -> str:
-    """The work dir of one run: ``<work_root>/<method>/r<resolution>``."""
-    return osp.join(work_root, method, f'r{resolution}')
-
-
-def read_ap50(work_dir: str, metric_key: str) -> float:
-    """AP50 (percent) of a run: its newest test metrics, else its last validation during training.
-
-    Raises:
-        FileNotFoundError: when ``work_dir`` holds neither.
+    ``interval`` is the 95% percentile bootstrap interval of the reduction over seeds resampled
+    with replacement within each (method, resolution) (None when every resampled curve pair
+    never crosses, or with a single seed per cell); ``undefined`` counts the resamples where
+    NetAug never reached the target.
     """
-    tests = sorted(glob.glob(osp.join(work_dir, '*', '*.json')), reverse=True)
-    for path in tests:
-        if osp.basename(path) == osp.basename(osp.dirname(path)) + '.json':
-            with open(path) as f:
-                metrics = json.load(f)
-            if metric_key in metrics:
-                return 100 * float(metrics[metric_key])
-    scalars = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
-    for path in reversed(scalars):
-        with open(path) as f:
-            records = [json.loads(line) for line in f if metric_key in line]
-        if records:
-            return 100 * float(records[-1][metric_key])
-    raise FileNotFoundError(
-        f'no {metric_key!r} in {work_dir}: expected <timestamp>/<timestamp>.json from '
-        'tools/test.py or <timestamp>/vis_data/scalars.json from a training run with validation '
-        '(see netaug_det/utils/sweep.py for the layout); train and test it, or use launch mode')
+
+    cells: Dict[str, List[SweepCell]]
+    iso: IsoAP50
+    interval: Optional[Tuple[float, float]]
+    undefined: int
+    resamples: int
+
+    def describe(self) -> str:
+        """The iso-AP50 sentence, its interval and whether the interval includes zero."""
+        text = self.iso.describe()
+        seeds = sorted({len(cell.ap50s) for cells in self.cells.values() for cell in cells})
+        if max(seeds) < 2:
+            return text + ' One seed per point: no interval (run more seeds).'
+        if self.interval is None:
+            return text + (f' Over {self.resamples} seed resamples NetAug never reached the '
+                           "baseline's best mean AP50.")
+        low, high = self.interval
+        zero = 'includes zero (no reliable MAC reduction)' if low <= 0 <= high else \
+            'excludes zero'
+        never = (f'; in {self.undefined} of {self.resamples} resamples NetAug never reached it'
+                 if self.undefined else '')
+        return text + (f' {CONFIDENCE:.0%} bootstrap interval over seeds: {low:+.0%} to '
+                       f'{high:+.0%} fewer MACs, which {zero}{never}.')
 
 
-def checkpoint_to_evaluate(work_dir: str) -> str:
-    """The checkpoint to evaluate: NetAug's ``deploy.pth`` if present, else the final one."""
-    deploy = osp.join(work_dir, 'deploy.pth')
-    if osp.isfile(deploy):
-        return deploy
-    last = osp.join(work_dir, 'last_checkpoint')
-    if not osp.isfile(last):
-        raise FileNotFoundError(f'{work_dir} has neither deploy.pth nor last_checkpoint; '
-                                'train it first (tools/train.py CONFIG --work-dir ...)')
-    with open(last) as f:
-        return f.read().strip()
+def mean_curves(cells: Dict[str, List[SweepCell]]) -> Dict[str, List[SweepPoint]]:
+    """Each method's curve of mean AP50 per resolution."""
+    return {method: [cell.mean_point() for cell in method_cells]
+            for method, method_cells in cells.items()}
 
 
-def run_tool(tool: str,
-             args: Sequence[str],
-             log_file: str,
-             prefix: str = '',
-             env: Optional[Dict[str, str]] = None) -> None:
-    """Runs ``tools/<tool>.py args`` in a child process, logging everything to ``log_file``.
+def sweep_result(cells: Dict[str, List[SweepCell]], resamples: int = 2000) -> SweepResult:
+    """The iso-AP50 reduction of the mean curves and its bootstrap interval over seeds."""
+    curves = mean_curves(cells)
+    iso = iso_ap50_reduction(curves['baseline'], curves['netaug'])
+    macs = {(method, cell.resolution): cell.macs for method in cells for cell in cells[method]}
+    groups = {(method, cell.resolution): cell.ap50s
+              for method in cells for cell in cells[method]}
 
-    Progress (mmengine's ``Epoch(...)`` lines) is echoed, prefixed with ``prefix``. ``env``
-    adds environment variables for the child.
+    def reduction(redrawn: Dict[Tuple[str, int], List[float]]) -> Optional[float]:
+        redrawn_curves = {
+            method: [SweepPoint(resolution, macs[(m, resolution)], sum(v) / len(v))
+                     for (m, resolution), v in sorted(redrawn.items()) if m == method]
+            for method in METHODS
+        }
+        return iso_ap50_reduction(redrawn_curves['baseline'], redrawn_curves['netaug']).reduction
 
-    Raises:
-        RuntimeError: when the tool fails; the message ends with the log's last lines.
-    """
-    env = dict(os.environ, **(env or {}))
-    env['PYTHONPATH'] = os.pathsep.join(filter(None, [REPO_ROOT, env.get('PYTHONPATH')]))
-    command = [sys.executable, osp.join(REPO_ROOT, 'tools', f'{tool}.py'), *args]
-    os.makedirs(osp.dirname(osp.abspath(log_file)), exist_ok=True)
-    tail: deque = deque(maxlen=30)
-    with open(log_file, 'w') as log, subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env=env) as process:
-        for line in process.stdout:
-            log.write(line)
-            tail.append(line)
-            if 'Epoch(' in line:
-                print(prefix + line.split(' - INFO - ')[-1].rstrip(), flush=True)
-    if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed (exit {process.returncode}); full log: "
-                           f"{log_file}; last lines:\n{''.join(tail)}")
+    low, high, undefined = bootstrap_interval(groups, reduction, CONFIDENCE, resamples)
+    interval = None if low is None else (low, high)
+    return SweepResult(cells, iso, interval, undefined, resamples)
 
 
-def _size_options(resolution: int, cfg_options: Sequence[str]) -> List[str]:
-    return ['--cfg-options', f'input_size={resolution}', *cfg_options]
+def run_dir(work_root: str, method: str, resolution: int, seed: Optional[int] = None) -> str:
+    """The work dir of one run: ``<work_root>/<method>/r<resolution>[/s<seed>]``."""
+    folder = osp.join(work_root, method, f'r{resolution}')
+    return folder if seed is None else osp.join(folder, f's{seed}')
 
 
-def launch_run(config: str, test_config: str, work_dir: str, resolution: int,
-               cfg_options: Sequence[str] = ()) -> None:
-    """Trains ``config`` at ``resolution`` into ``work_dir``, then tests its deployable model.
-
-    The test uses ``test_config`` (the baseline config, which loads NetAug's ``deploy.pth``).
-    ``cfg_options`` are extra ``key=value`` overrides for both tools.
-    """
-    options = _size_options(resolution, cfg_options)
-    name = osp.relpath(work_dir)
-    run_tool('train', [config, '--work-dir', work_dir, *options],
-             osp.join(work_dir, 'train_stdout.log'), f'[{name} train] ')
-    run_tool('test', [test_config, checkpoint_to_evaluate(work_dir), '--work-dir', work_dir,
-                      *options], osp.join(work_dir, 'test_stdout.log'), f'[{name} test] ')
+def seed_dirs(folder: str, seeds: Optional[Sequence[int]]) -> List[str]:
+    """The runs of one (method, resolution): ``s<seed>`` for the given ``seeds``, else every
+    ``s<seed>`` folder present, else the folder itself (a run laid out without seeds)."""
+    if seeds is not None:
+        return [osp.join(folder, f's{seed}') for seed in seeds]
+    found = sorted(path for path in glob.glob(osp.join(folder, 's*'))
+                   if osp.isdir(path) and osp.basename(path)[1:].isdigit())
+    return found or [folder]
 
 
-def collect_points(work_root: str, resolutions: Sequence[int], macs: Dict[int, float],
-                   metric_key: str) -> Dict[str, List[SweepPoint]]:
-    """Reads every method's AP50 at every resolution from ``work_root`` (layout above).
+def collect_cells(work_root: str, resolutions: Sequence[int], macs: Dict[int, float],
+                  metric_key: str, seeds: Optional[Sequence[int]] = None
+                  ) -> Dict[str, List[SweepCell]]:
+    """Reads every method's AP50 at every resolution and seed from ``work_root`` (layout above).
 
-    ``macs`` maps each resolution to the deployed model's MACs (millions), which the methods share.
+    ``macs`` maps each resolution to the deployed model's MACs (millions), which the methods
+    share; ``seeds`` None reads whatever seeds each folder holds.
 
     Raises:
         FileNotFoundError: naming every run that is missing or has no metric.
     """
-    points: Dict[str, List[SweepPoint]] = {method: [] for method in METHODS}
+    cells: Dict[str, List[SweepCell]] = {method: [] for method in METHODS}
     missing = []
     for method in METHODS:
         for resolution in resolutions:
-            try:
-                ap50 = read_ap50(run_dir(work_root, method, resolution), metric_key)
-            except FileNotFoundError as error:
-                missing.append(str(error))
-                continue
-            points[method].append(SweepPoint(resolution, macs[resolution], ap50))
+            ap50s = []
+            for folder in seed_dirs(run_dir(work_root, method, resolution), seeds):
+                try:
+                    ap50s.append(read_ap50(folder, metric_key))
+                except FileNotFoundError as error:
+                    missing.append(str(error))
+            if ap50s:
+                cells[method].append(SweepCell(resolution, macs[resolution], tuple(ap50s)))
     if missing:
         raise FileNotFoundError(f'{len(missing)} run(s) incomplete:\n' + '\n'.join(missing))
-    return points
+    return cells
 
 
-def write_sweep_outputs(points: Dict[str, List[SweepPoint]], out_dir: str,
+def write_sweep_outputs(result: SweepResult, out_dir: str,
                         title: str = 'AP50 vs MACs') -> Dict[str, str]:
     """Writes ``resolution_sweep.{csv,md,png}`` into ``out_dir``; returns their paths by suffix.
 
-    ``points`` (from :func:`collect_points`) holds the same resolutions for every method. The
-    markdown table ends with the iso-AP50 sentence (:meth:`IsoAP50.describe`).
+    The CSV has one row per method and resolution (n, mean, sd, min, max of AP50 over seeds);
+    the markdown table one row per resolution with each method's ``mean ± sd (n)`` and range,
+    then :meth:`SweepResult.describe`; the plot the mean curves with sd error bars and every
+    seed's point.
     """
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    iso = iso_ap50_reduction(points['baseline'], points['netaug'])
     os.makedirs(out_dir, exist_ok=True)
     paths = {ext: osp.join(out_dir, f'resolution_sweep.{ext}') for ext in ('csv', 'md', 'png')}
-    header = ['resolution', 'MACs (M)'] + [f'{method} AP50' for method in METHODS]
-    rows = [[str(same[0].resolution), f'{same[0].macs:.1f}'] + [f'{p.ap50:.1f}' for p in same]
-            for same in zip(*(points[method] for method in METHODS))]
     with open(paths['csv'], 'w', newline='') as f:
-        csv.writer(f).writerows([header] + rows)
-    table = [header, ['---:'] * len(header)] + rows
+        writer = csv.writer(f)
+        writer.writerow(['method', 'resolution', 'MACs (M)', 'n', 'mean AP50', 'sd', 'min',
+                         'max'])
+        for method in METHODS:
+            for cell in result.cells[method]:
+                summary = cell.summary
+                writer.writerow([method, cell.resolution, f'{cell.macs:.1f}', summary.n,
+                                 f'{summary.mean:.2f}', f'{summary.sd:.2f}', f'{summary.min:.2f}',
+                                 f'{summary.max:.2f}'])
+    header = ['resolution', 'MACs (M)'] + [f'{method} AP50 {part}' for method in METHODS
+                                           for part in ('mean ± sd (n)', 'range')]
+    rows = [[str(same[0].resolution), f'{same[0].macs:.1f}'] + [
+        text for cell in same for text in (cell.summary.format(), cell.summary.format_range())]
+            for same in zip(*(result.cells[method] for method in METHODS))]
     with open(paths['md'], 'w') as f:
-        f.write(''.join(f"| {' | '.join(row)} |\n" for row in table) + f'\n{iso.describe()}\n')
+        f.write(markdown_table(header, rows) + f'\n{result.describe()}\n')
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for method, marker in zip(METHODS, 'os'):
-        method_points = points[method]
-        ax.plot([p.macs for p in method_points], [p.ap50 for p in method_points],
-                marker=marker, label=method)
-        for p in method_points:
-            ax.annotate(f'{p.resolution}', (p.macs, p.ap50), textcoords='offset points',
-                        xytext=(4, 4), fontsize=8)
-    ax.axhline(iso.target_ap50, color='grey', linestyle=':', linewidth=1,
-               label="baseline's best AP50")
+        cells = result.cells[method]
+        line = ax.errorbar([c.macs for c in cells], [c.summary.mean for c in cells],
+                           yerr=[c.summary.sd for c in cells], marker=marker, capsize=3,
+                           label=f'{method} (mean ± sd)')
+        ax.scatter([c.macs for c in cells for _ in c.ap50s], [v for c in cells for v in c.ap50s],
+                   color=line[0].get_color(), alpha=0.3, s=12)
+        for cell in cells:
+            ax.annotate(f'{cell.resolution}', (cell.macs, cell.summary.mean),
+                        textcoords='offset points', xytext=(4, 4), fontsize=8)
+    ax.axhline(result.iso.target_ap50, color='grey', linestyle=':', linewidth=1,
+               label="baseline's best mean AP50")
     ax.set(xlabel='MACs (M)', ylabel='AP50 (%)', title=title)
     ax.grid(alpha=0.3)
     ax.legend()

@@ -1,49 +1,8 @@
-"""Write the seeded demo detection dataset (VOC and COCO layouts) under data/demo/.
+"""Write the seeded demo detection dataset.
 
-See ``netaug_det/datasets/demo_data.py`` for what the images contain and the file layout.
+Entry point of ``python -m netaug_det.tools.make_demo_data`` (see its module for the arguments).
 """
-import argparse
-import inspect
-
-from netaug_det.datasets.demo_data import generate_demo_dataset
-
-DEFAULTS = {
-    name: parameter.default
-    for name, parameter in inspect.signature(generate_demo_dataset).parameters.items()
-}
-
-
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Generate the demo detection dataset')
-    parser.add_argument('--out-dir', default=DEFAULTS['out_dir'], help='dataset root')
-    parser.add_argument('--num-train', type=int, default=DEFAULTS['num_train'])
-    parser.add_argument('--num-val', type=int, default=DEFAULTS['num_val'])
-    parser.add_argument('--seed', type=int, default=DEFAULTS['seed'], help='same seed, same files')
-    parser.add_argument(
-        '--img-size',
-        type=int,
-        nargs=2,
-        default=DEFAULTS['img_size'],
-        metavar=('MIN', 'MAX'),
-        help='range of image widths and heights in pixels')
-    parser.add_argument(
-        '--max-objects', type=int, default=DEFAULTS['max_objects'], help='most objects per image')
-    parser.add_argument(
-        '--min-object-size',
-        type=int,
-        default=DEFAULTS['min_object_size'],
-        help='smallest object diameter in pixels')
-    return parser.parse_args()
-
-
-def main() -> None:
-    args = parse_args()
-    meta = generate_demo_dataset(args.out_dir, args.num_train, args.num_val, args.seed,
-                                 tuple(args.img_size), args.max_objects, args.min_object_size)
-    for split, counts in meta['splits'].items():
-        print(f"{split}: {counts['images']} images, {counts['objects']} objects")
-    print(f'classes: {", ".join(meta["classes"])}; written to {args.out_dir}')
-
+from netaug_det.tools.make_demo_data import main
 
 if __name__ == '__main__':
     main()

@@ -3,10 +3,16 @@
 # only widths chosen here appear: neck 40 and head bridge 80 channels per scale, fitted to the
 # paper's Figure-5 MACs (derivation and table: docs/models.md).
 
-# ImageNet weights of the plain backbone (a TinyMobileNetV2/V3 checkpoint, e.g. converted from
-# the official NetAug ones with tools/model_converters/netaug_to_mmdet.py). None: random init.
-# Set it in a config or with --cfg-options backbone_checkpoint=PATH; the netaug_det tools copy
-# it into model.backbone.init_cfg (netaug_det.utils.config.apply_backbone_checkpoint).
+# ImageNet-pretrained backbones (plain backbone state dicts: converted from the official NetAug
+# checkpoints with tools/model_converters/netaug_to_mmdet.py, or pretrained with
+# configs/imagenet/), by how they were pretrained: 'baseline' (plain ImageNet training) and
+# 'netaug' (NetAug ImageNet training). backbone_pretrain picks the one this config starts from
+# (the paper pairs baseline detectors with baseline weights and NetAug detectors with NetAug
+# weights); backbone_checkpoint, when set, is used instead. None everywhere: random init.
+# Set them with --cfg-options (e.g. imagenet_checkpoints.netaug=PATH); the runner copies the
+# choice into model.backbone.init_cfg (netaug_det/utils/config.py).
+imagenet_checkpoints = dict(baseline=None, netaug=None)
+backbone_pretrain = 'baseline'
 backbone_checkpoint = None
 
 data_preprocessor = dict(

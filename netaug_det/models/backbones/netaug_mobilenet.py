@@ -38,8 +38,8 @@ def augment_arch(base_arch: MobileNetArch, width_factor: FactorFn, expand_factor
     give ``base_arch`` back.
     """
     fixed = num_fixed_stages > 0
-    stem_channels = base_arch.stem_channels if fixed else _scale(base_arch.stem_channels,
-                                                                   width_factor())
+    stem_channels = (base_arch.stem_channels
+                     if fixed else _scale(base_arch.stem_channels, width_factor()))
     in_channels = stem_channels
     stages = []
     for index, stage in enumerate(base_arch.stages):

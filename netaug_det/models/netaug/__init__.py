@@ -11,7 +11,8 @@ from .supernet import (NetAugSupernet, deployable_checkpoint, deployable_state_d
                        export_plain_model)
 
 __all__ = [
-    'NetAugAuxLoss', 'BLOCK_ADAPTERS', 'DetectionBlockAdapter', 'InvertedResidualAdapter', 'block_adapter',
+    'NetAugAuxLoss', 'BLOCK_ADAPTERS', 'DetectionBlockAdapter', 'InvertedResidualAdapter',
+    'block_adapter',
     'hidden_channel_permutations', 'ChannelPermutation', 'importance_order',
     'permute_named_tensors', 'permute_optimizer_state', 'DynamicBatchNorm2d', 'DynamicConv2d',
     'DynamicLinear', 'NETAUG_MODES', 'NetAugModule', 'NetAugSupernet', 'deployable_checkpoint',

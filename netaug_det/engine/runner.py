@@ -1,0 +1,123 @@
+"""NetAugDetRunner: mmengine's Runner with the checks and config variables netaug_det needs.
+
+The project's configs set ``runner_type = 'NetAugDetRunner'`` (``configs/_base_/
+default_runtime.py``), which mmdet's own ``tools/train.py`` and ``tools/test.py``, ``mim train``
+and this project's tools all honour (``RUNNERS.build(cfg)``). So whichever entry point a user
+takes, the same things happen before the first step:
+
+- config variables (``input_size``, ``data_root``, the backbone checkpoint variables) reach
+  every place derived from them (:func:`netaug_det.utils.config.apply_config_variables`);
+- data paths and annotation files are checked, every missing file named with the fix; each
+  built dataset is checked (missing or empty images, boxes without area, objects of classes
+  outside the metainfo), and a dataset that fails to build has its annotation files parsed to
+  name the bad one (``netaug_det/datasets/checks.py``);
+- stale temporary checkpoint files of an interrupted write are removed from the work dir;
+- ``AmpOptimWrapper`` without a GPU is refused with what to do instead;
+- checkpoints load strictly (``load_from``, testing and ``--resume``), and a mismatch says what
+  the checkpoint is and what to do (:func:`netaug_det.utils.checkpoint.explain_mismatch`);
+  ``allow_partial_load = True`` in a config allows a partial ``load_from`` with a warning;
+- a model with NetAug modules but no ``NetAugHook`` is refused (it would silently train as a
+  baseline and write no ``deploy.pth``) unless ``allow_netaug_without_hook = True``.
+"""
+import copy
+import logging
+import os.path as osp
+
+import torch
+from mmengine.config import Config
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+from ..datasets.checks import (DataError, check_annotations, check_data_paths,
+                               check_loaded_dataset, classes_of, problems_report)
+from ..utils.checkpoint import explain_mismatch, remove_stale_parts
+from ..utils.config import apply_config_variables
+
+
+# In mmengine's root registry: mmdet's tools/train.py builds ``runner_type`` with no default scope
+# set yet, so a runner registered only in mmdet's registry would not be found.
+@RUNNERS.register_module()
+class NetAugDetRunner(Runner):
+    """mmengine's :class:`Runner` plus netaug_det's pre-flight (see the module docstring)."""
+
+    @classmethod
+    def from_cfg(cls, cfg: Config) -> 'NetAugDetRunner':
+        cfg = copy.deepcopy(cfg)
+        apply_config_variables(cfg)
+        optim_wrapper = cfg.get('optim_wrapper') or {}
+        if optim_wrapper.get('type') == 'AmpOptimWrapper' and not torch.cuda.is_available():
+            raise RuntimeError(
+                'AMP (--amp, AmpOptimWrapper) needs a GPU: mmengine runs fp16 autocast and loss '
+                'scaling on CUDA only. On this CPU machine train in fp32 (drop --amp); NetAug '
+                'training under autocast is tested on CPU with bfloat16 (docs/netaug_training.md)')
+        check_data_paths(cfg)
+        if cfg.get('work_dir'):
+            removed = remove_stale_parts(cfg.work_dir)
+            if removed:
+                print_log(f'removed {len(removed)} temporary file(s) of an interrupted checkpoint '
+                          f'write from {cfg.work_dir}: {removed}', 'current', logging.WARNING)
+        return super().from_cfg(cfg)
+
+    def build_dataloader(self, dataloader, seed=None, diff_rank_seed=False):
+        """mmengine's dataloader, with the dataset checked (see the module docstring)."""
+        if not isinstance(dataloader, dict):
+            return Runner.build_dataloader(dataloader, seed, diff_rank_seed)
+        dataset_cfg = dataloader.get('dataset', {})
+        try:
+            loader = Runner.build_dataloader(dataloader, seed, diff_rank_seed)
+        except Exception as error:
+            problems, _ = check_annotations(dataset_cfg, classes_of(dataset_cfg))
+            if problems:
+                raise DataError(f'the dataset {dataset_cfg.get("ann_file")} cannot be built:\n  '
+                                f'{problems_report(problems)}\nFix or remove these files, or '
+                                'fix metainfo.classes') from error
+            raise
+        problems, dropped = check_loaded_dataset(loader.dataset)
+        if problems:
+            raise DataError(f'bad data in {dataset_cfg.get("ann_file")}:\n  '
+                            f'{problems_report(problems)}\nFix or remove these files (python -m '
+                            'netaug_det.tools.check_dataset CONFIG lists every problem)')
+        if dropped:
+            print_log(f'{sum(dropped.values())} object(s) of classes outside the metainfo are '
+                      f'not used in {dataset_cfg.get("ann_file")}: {dict(dropped.most_common())}',
+                      'current', logging.WARNING)
+        return loader
+
+    def train(self) -> torch.nn.Module:
+        """Refuses a NetAug model without NetAugHook, then trains as mmengine's Runner does."""
+        from ..models.netaug.supernet import netaug_modules
+        from .hooks import NetAugHook
+
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        found = list(netaug_modules(model))
+        if found and not any(isinstance(hook, NetAugHook) for hook in self.hooks) and \
+                not self.cfg.get('allow_netaug_without_hook', False):
+            raise RuntimeError(
+                f'the model has NetAug modules {found} but no NetAugHook, so it would train as a '
+                'plain model inside a NetAug supernet and write no deploy.pth. Add '
+                "custom_hooks = [dict(type='NetAugHook')] (a custom_hooks list in your config "
+                "replaces the inherited one: keep dict(type='NetAugHook') in it), use the plain "
+                'backbone type, or set allow_netaug_without_hook = True on purpose')
+        return super().train()
+
+    def load_checkpoint(self, filename: str, map_location='cpu', strict: bool = True,
+                        revise_keys: list = [(r'^module.', '')]) -> dict:
+        """Loads strictly; a mismatch is explained (what the checkpoint is, what to do).
+
+        ``allow_partial_load = True`` in the config loads non-strictly (mmengine's default)
+        for ``load_from`` fine-tuning, with mmengine's list of mismatched keys in the log.
+        """
+        if not osp.isfile(filename) and '://' not in filename:
+            raise FileNotFoundError(f'checkpoint not found: {filename} (load_from / --resume / '
+                                    'the CHECKPOINT argument of tools/test.py)')
+        if self.cfg.get('allow_partial_load', False) and not self._resume:
+            return super().load_checkpoint(filename, map_location, False, revise_keys)
+        try:
+            return super().load_checkpoint(filename, map_location, strict, revise_keys)
+        except RuntimeError as error:
+            if 'state_dict' not in str(error) and 'size mismatch' not in str(error):
+                raise
+            model = self.model.module if is_model_wrapper(self.model) else self.model
+            raise RuntimeError(explain_mismatch(filename, model, self.cfg.filename)) from None

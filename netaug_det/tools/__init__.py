@@ -1,0 +1,9 @@
+"""Command-line tools, run as ``python -m netaug_det.tools.<name>`` from any directory (the
+repository's ``tools/*.py`` are thin mmdet-style entry points to the same functions).
+
+Training and testing: ``train``, ``test``. Experiments: ``run_demo`` (the main job),
+``lr_grid``, ``compare_runs``, ``resolution_sweep``. Models: ``get_macs``,
+``export_deployable``, ``netaug_to_mmdet``. Data: ``make_demo_data``. Deployment:
+``export_onnx``, ``test_onnx``, ``quantize_onnx``. Each parses its arguments before importing
+torch or mmdet-heavy modules of its own.
+"""

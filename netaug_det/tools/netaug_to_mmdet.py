@@ -1,0 +1,37 @@
+"""Convert an official NetAug ImageNet checkpoint into a netaug_det backbone checkpoint.
+
+Usage:
+    python -m netaug_det.tools.netaug_to_mmdet SRC DST --arch mbv2 [--widen-factor 0.35]
+
+The result loads with ``init_cfg=dict(type='Pretrained', checkpoint=DST)`` into
+``TinyMobileNetV2`` / ``TinyMobileNetV3`` and (into the base slices) their NetAug versions.
+"""
+import argparse
+from typing import List, Optional
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('src', help='official checkpoint (netaug/models/base MobileNetV2/V3)')
+    parser.add_argument('dst', help='output checkpoint for init_cfg Pretrained')
+    parser.add_argument('--arch', required=True,
+                        help='official architecture: a key of OFFICIAL_ARCHS (mbv2, mbv3)')
+    parser.add_argument('--widen-factor', type=float, default=0.35)
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
+    import torch
+
+    from netaug_det.models.backbones import convert_official_netaug
+
+    checkpoint = torch.load(args.src, map_location='cpu', weights_only=True)
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    converted, dropped = convert_official_netaug(state_dict, args.arch, args.widen_factor)
+    torch.save(dict(state_dict=converted), args.dst)
+    print(f'{len(converted)} tensors written to {args.dst}; dropped classifier keys: {dropped}')
+
+
+if __name__ == '__main__':
+    main()

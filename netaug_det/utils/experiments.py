@@ -1,0 +1,218 @@
+"""Running experiments: one training + evaluation per (configuration, seed), cached on disk.
+
+Every comparison the project reports (the demo, the learning-rate grid, the resolution sweep,
+ablations) is a set of runs. :func:`run_experiment` trains one config with one seed through
+``python -m netaug_det.tools.train``, evaluates the deployable checkpoint (NetAug's
+``deploy.pth``, else the final checkpoint) under a test config with
+``python -m netaug_det.tools.test`` on the requested splits, and writes ``result.json`` into the
+run's work dir. A run whose ``result.json`` matches its spec is not run again, so a long
+experiment interrupted anywhere continues where it stopped.
+"""
+import glob
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+from collections import deque
+from typing import Dict, List, NamedTuple, Optional, Sequence
+
+from mmengine.config import Config, DictAction
+
+PACKAGE_PARENT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+METRIC_KEYS = {'VOCMetric': 'pascal_voc/AP50', 'CocoMetric': 'coco/bbox_mAP_50'}
+RESULT_FILE = 'result.json'
+
+
+def parse_cfg_options(options: Sequence[str]) -> dict:
+    """``KEY=VALUE`` strings (as given to the tools' ``--cfg-options``) parsed like they do."""
+    import argparse
+    parsed = argparse.Namespace(cfg_options={})
+    DictAction(option_strings=[], dest='cfg_options')(None, parsed, options)
+    return parsed.cfg_options
+
+
+def load_merged(config: str, options: Sequence[str] = ()) -> Config:
+    """``config`` read from file with ``options`` (``KEY=VALUE`` strings) merged in."""
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict(parse_cfg_options(options))
+    return cfg
+
+
+def evaluator_type(cfg: Config) -> str:
+    """The type of the config's test evaluator (its first metric), checked to be supported."""
+    evaluator = cfg.test_evaluator
+    metric = evaluator[0] if isinstance(evaluator, (list, tuple)) else evaluator
+    if metric.get('type') not in METRIC_KEYS:
+        raise ValueError(f"test_evaluator type {metric.get('type')!r} is not supported; AP50 is "
+                         f'read from one of {sorted(METRIC_KEYS)}')
+    return metric['type']
+
+
+def tool_command(tool: str, args: Sequence[str]) -> List[str]:
+    """The command line of ``python -m netaug_det.tools.<tool> args``."""
+    return [sys.executable, '-m', f'netaug_det.tools.{tool}', *args]
+
+
+def run_tool(tool: str, args: Sequence[str], log_file: str, prefix: str = '',
+             env: Optional[Dict[str, str]] = None) -> float:
+    """Runs ``netaug_det.tools.<tool>`` in a child process, logging everything to ``log_file``.
+
+    Progress (mmengine's ``Epoch(...)``/``Iter(...)`` lines) is echoed, prefixed with
+    ``prefix``; ``env`` adds environment variables. The child imports this same netaug_det.
+
+    Returns:
+        float: the child's peak resident memory in MiB (its own and its waited-for children's).
+
+    Raises:
+        RuntimeError: when the tool fails; the message ends with the log's last lines.
+    """
+    env = dict(os.environ, **(env or {}))
+    env['PYTHONPATH'] = os.pathsep.join(filter(None, [PACKAGE_PARENT, env.get('PYTHONPATH')]))
+    command = tool_command(tool, args)
+    os.makedirs(osp.dirname(osp.abspath(log_file)), exist_ok=True)
+    tail: deque = deque(maxlen=30)
+    with open(log_file, 'w') as log:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   text=True, env=env)
+        for line in process.stdout:
+            log.write(line)
+            tail.append(line)
+            if 'Epoch(' in line or 'Iter(' in line:
+                print(prefix + line.split(' - INFO - ')[-1].rstrip(), flush=True)
+        process.stdout.close()
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed (exit {process.returncode}); full log: "
+                           f"{log_file}; last lines:\n{''.join(tail)}")
+    return usage.ru_maxrss / 1024
+
+
+def checkpoint_to_evaluate(work_dir: str) -> str:
+    """The checkpoint to evaluate: NetAug's ``deploy.pth`` if present, else the final one."""
+    deploy = osp.join(work_dir, 'deploy.pth')
+    if osp.isfile(deploy):
+        return deploy
+    last = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(last):
+        raise FileNotFoundError(f'{work_dir} has neither deploy.pth nor last_checkpoint; '
+                                'train it first (tools/train.py CONFIG --work-dir ...)')
+    with open(last) as f:
+        return f.read().strip()
+
+
+def read_ap50(work_dir: str, metric_key: str) -> float:
+    """AP50 (percent) of a run: its val AP50 in ``result.json`` (:func:`run_experiment`), else
+    its newest ``tools/test.py`` metrics, else its last validation during training.
+
+    Raises:
+        FileNotFoundError: when ``work_dir`` holds none of them.
+    """
+    result_path = osp.join(work_dir, RESULT_FILE)
+    if osp.isfile(result_path):
+        with open(result_path) as f:
+            return json.load(f)['val_ap50']
+    tests = sorted(glob.glob(osp.join(work_dir, '*', '*.json')), reverse=True)
+    for path in tests:
+        if osp.basename(path) == osp.basename(osp.dirname(path)) + '.json':
+            with open(path) as f:
+                metrics = json.load(f)
+            if metric_key in metrics:
+                return 100 * float(metrics[metric_key])
+    curve = validation_curve(work_dir, metric_key)
+    if curve:
+        return curve[-1]
+    raise FileNotFoundError(
+        f'no {metric_key!r} in {work_dir}: expected {RESULT_FILE}, <timestamp>/<timestamp>.json '
+        'from tools/test.py or <timestamp>/vis_data/scalars.json from a training run with '
+        'validation (see netaug_det/utils/sweep.py for the layout); train and test it, or use '
+        'launch mode')
+
+
+def validation_curve(work_dir: str, metric_key: str) -> List[float]:
+    """AP50 (percent) of every validation during the newest training run in ``work_dir``."""
+    scalars = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    for path in reversed(scalars):
+        with open(path) as f:
+            records = [json.loads(line) for line in f if metric_key in line]
+        if records:
+            return [100 * float(record[metric_key]) for record in records]
+    return []
+
+
+class RunSpec(NamedTuple):
+    """One run of an experiment.
+
+    Args:
+        config: the training config.
+        test_config: the config whose model loads the deployable checkpoint (the baseline's).
+        work_dir: where the run writes everything.
+        seed: ``randomness.seed`` of the run.
+        cfg_options: ``KEY=VALUE`` overrides for training and testing (e.g. ``input_size``).
+        train_options: overrides for training only (e.g. the learning rate).
+        splits: where AP50 is measured: 'val' (the test dataloader) and/or 'train' (the test
+            pipeline on the training images).
+    """
+
+    config: str
+    test_config: str
+    work_dir: str
+    seed: int
+    cfg_options: tuple = ()
+    train_options: tuple = ()
+    splits: tuple = ('val', )
+
+
+def _split_options(spec: RunSpec, split: str) -> List[str]:
+    if split == 'val':
+        return []
+    if split != 'train':
+        raise ValueError(f"splits are 'val' and 'train', got {split!r}")
+    dataset = load_merged(spec.config, spec.cfg_options).train_dataloader.dataset
+    if 'ann_file' not in dataset:
+        raise ValueError(f'{spec.config}: train AP50 needs a single training dataset with an '
+                         'ann_file (not a ConcatDataset)')
+    return [f'test_dataloader.dataset.ann_file={dataset.ann_file}']
+
+
+def run_experiment(spec: RunSpec, prefix: str = '',
+                   env: Optional[Dict[str, str]] = None) -> dict:
+    """Trains and evaluates one run (or returns its cached result); see the module docstring.
+
+    Returns:
+        dict: ``spec``, ``train_time_s`` (wall clock of the training process),
+        ``train_peak_mib`` (its peak resident memory), ``checkpoint``, ``<split>_ap50`` (percent)
+        per split, and ``val_curve`` (AP50 of the validations during training, if any).
+    """
+    result_path = osp.join(spec.work_dir, RESULT_FILE)
+    spec_dict = {key: list(value) if isinstance(value, tuple) else value
+                 for key, value in spec._asdict().items()}
+    if osp.isfile(result_path):
+        with open(result_path) as f:
+            cached = json.load(f)
+        if cached.get('spec') == spec_dict:
+            print(f'{prefix}done before: {result_path}', flush=True)
+            return cached
+    metric_key = METRIC_KEYS[evaluator_type(load_merged(spec.test_config, spec.cfg_options))]
+    options = [f'randomness.seed={spec.seed}', *spec.cfg_options, *spec.train_options]
+    start = time.perf_counter()
+    peak = run_tool('train', [spec.config, '--work-dir', spec.work_dir, '--cfg-options', *options],
+                    osp.join(spec.work_dir, 'train_stdout.log'), prefix, env)
+    result = dict(spec=spec_dict, train_time_s=round(time.perf_counter() - start, 1),
+                  train_peak_mib=round(peak, 1), checkpoint=checkpoint_to_evaluate(spec.work_dir),
+                  val_curve=validation_curve(spec.work_dir, metric_key))
+    for split in spec.splits:
+        metrics_file = osp.join(spec.work_dir, f'{split}_metrics.json')
+        options = [*spec.cfg_options, *_split_options(spec, split)]
+        run_tool('test', [spec.test_config, result['checkpoint'], '--work-dir',
+                          osp.join(spec.work_dir, f'test_{split}'), '--metrics-json', metrics_file,
+                          *(['--cfg-options', *options] if options else [])],
+                 osp.join(spec.work_dir, f'test_{split}.log'), prefix, env)
+        with open(metrics_file) as f:
+            result[f'{split}_ap50'] = round(100 * json.load(f)[metric_key], 2)
+    with open(result_path + '.part', 'w') as f:
+        json.dump(result, f, indent=2)
+    os.replace(result_path + '.part', result_path)
+    return result

@@ -1,0 +1,73 @@
+"""Seeded experiments through the real tools on tiny data: the main job over two seeds, cached
+runs read back by compare_runs, and the learning-rate grid picking each method's best point."""
+import json
+import os.path as osp
+
+import matplotlib.image
+import pytest
+
+from conftest import REPO_ROOT
+from netaug_det.datasets import generate_demo_dataset
+from netaug_det.tools import compare_runs, lr_grid, run_demo
+
+BASELINE = osp.join(REPO_ROOT, 'configs', 'demo', 'yolov3_mbv2_demo.py')
+NETAUG = osp.join(REPO_ROOT, 'configs', 'demo', 'yolov3_mbv2_netaug_demo.py')
+
+
+@pytest.fixture(scope='module')
+def tiny_options(tmp_path_factory):
+    """Overrides that make a demo run one epoch of two iterations on 4 tiny images."""
+    data_root = str(tmp_path_factory.mktemp('data') / 'demo') + '/'
+    generate_demo_dataset(data_root, num_train=4, num_val=2, img_size=(64, 80))
+    loaders = ('train_dataloader', 'test_dataloader')
+    return [f'data_root={data_root}', 'input_size=64', 'train_cfg.max_epochs=1', 'val_cfg=None',
+            'val_dataloader=None', 'val_evaluator=None'] + [
+        f'{loader}.{key}' for loader in loaders for key in (
+            f'dataset.data_root={data_root}', 'batch_size=2', 'num_workers=0',
+            'persistent_workers=False')]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(monkeypatch):
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')  # children: no OpenMP contention on small CPUs
+
+
+def test_main_job_over_two_seeds_then_cached_comparison(tmp_path, tiny_options, capsys):
+    work_dir = str(tmp_path / 'demo')
+    run_demo.main(['--seeds', '0', '1', '--work-dir', work_dir, '--cfg-options', *tiny_options])
+    printed = capsys.readouterr().out
+    assert '2 seed(s) [0, 1]' in printed and 'baseline AdamW lr=0.002' in printed
+    with open(osp.join(work_dir, 'comparison.json')) as f:
+        runs = json.load(f)
+    assert [run['spec']['seed'] for run in runs['netaug']['runs']] == [0, 1]
+    assert all(set(run) >= {'val_ap50', 'train_ap50', 'train_time_s', 'train_peak_mib'}
+               for method in runs.values() for run in method['runs'])
+    assert runs['netaug']['runs'][0]['checkpoint'].endswith('deploy.pth')
+    rows = [line for line in printed.splitlines() if line.startswith('| netaug')]
+    assert len(rows) == 1 and '(2)' in rows[0]  # mean ± sd over 2 seeds
+    assert matplotlib.image.imread(osp.join(work_dir, 'comparison.png')).ndim == 3
+
+    # the same runs by another tool: read back from result.json, nothing trained again
+    compare_runs.main(['--run', 'baseline', BASELINE, '--run', 'netaug', NETAUG,
+                       '--test-config', BASELINE, '--seeds', '0', '1', '--work-dir', work_dir,
+                       '--splits', 'val', 'train', '--cfg-options', *tiny_options])
+    printed = capsys.readouterr().out
+    assert printed.count('done before') == 4 and 'Epoch(train)' not in printed
+
+
+def test_lr_grid_reports_every_cell_and_each_best(tmp_path, tiny_options):
+    work_dir = str(tmp_path / 'grid')
+    lr_grid.main([BASELINE, NETAUG, '--lr-mults', '1', '4', '--seeds', '0', '--work-dir',
+                  work_dir, '--cfg-options', *tiny_options])
+    with open(osp.join(work_dir, 'lr_grid.json')) as f:
+        grid = json.load(f)
+    assert grid['grid'] == {'baseline': [0.002, 0.008], 'netaug': [0.002, 0.008]}
+    for method in ('baseline', 'netaug'):
+        cells = grid['cells'][method]
+        assert set(cells) == {'0.002', '0.008'} and all(len(v) == 1 for v in cells.values())
+        best = max(cells, key=lambda lr: (cells[lr][0], -float(lr)))
+        assert grid['best_lr'][method] == float(best)
+    with open(osp.join(work_dir, 'lr_grid.md')) as f:
+        report = f.read()
+    assert '| x4 | 0.008 |' in report and 'NetAug at its best minus baseline at its best' in report
+    assert osp.isfile(osp.join(work_dir, 'netaug', 'lr0.008', 's0', 'deploy.pth'))
