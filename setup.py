@@ -1,14 +1,49 @@
-"""Installs netaug_det; runtime pins come from requirements/pinned.txt (the single source)."""
+"""Installs netaug_det as an OpenMMLab extension.
+
+``install_requires`` states the compatible ranges the code needs, so ``pip install .`` into an
+existing OpenMMLab environment keeps its torch, mmcv and mmdet. The exact, verified versions are
+the reproducible environment of the README's commands: ``requirements/pinned.txt``, used as pip
+constraints by ``scripts/setup_env.sh``. A non-editable install carries the configs (and the
+mmdet-style tool scripts) in ``netaug_det/.mim/``, as mmdet's wheels do, so the tools
+(``python -m netaug_det.tools.<name>``) work from any directory.
+"""
+import os.path as osp
+import shutil
 from pathlib import Path
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).parent
+PACKAGE_DATA = ('configs', 'tools')
+
+INSTALL_REQUIRES = [
+    'torch>=2.1',
+    'torchvision>=0.16',
+    'mmengine>=0.10.4,<1.0',
+    'mmcv>=2.0.0rc4,<2.2.0',  # mmdet 3.3 refuses mmcv>=2.2
+    'mmdet>=3.3.0,<3.4',
+    'numpy',
+    'opencv-python',
+    'matplotlib',
+]
+EXTRAS_REQUIRE = {
+    # torch's torch.export-based ONNX exporter needs onnxscript and onnx-ir
+    'onnx': ['onnx>=1.17', 'onnxscript>=0.5', 'onnx-ir', 'onnxruntime>=1.20'],
+    'tests': ['pytest'],
+}
 
 
-def read_pins(name: str) -> list:
-    lines = (ROOT / 'requirements' / name).read_text().splitlines()
-    return [line.strip() for line in lines if line.strip() and not line.startswith('#')]
+class BuildWithProjectFiles(build_py):
+    """``build_py`` that also copies ``configs/`` and ``tools/`` into ``netaug_det/.mim/``."""
+
+    def run(self) -> None:
+        super().run()
+        for name in PACKAGE_DATA:
+            target = osp.join(self.build_lib, 'netaug_det', '.mim', name)
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(ROOT / name, target,
+                            ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
 
 
 def read_version() -> str:
@@ -24,8 +59,9 @@ setup(
     long_description=(ROOT / 'README.md').read_text(),
     long_description_content_type='text/markdown',
     packages=find_packages(include=['netaug_det', 'netaug_det.*']),
-    python_requires='>=3.11',
-    install_requires=read_pins('pinned.txt'),
-    extras_require={'tests': read_pins('tests.txt')},
+    python_requires='>=3.9',
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+    cmdclass={'build_py': BuildWithProjectFiles},
     license='Apache-2.0',
 )

@@ -350,3 +350,39 @@ def test_registry_and_pretrained_checkpoint_into_base_slices(tmp_path):
     assert model.base_checkpoint == str(checkpoint)
     wide = model.layer3[0].expand_conv.conv.weight
     assert wide[plain.layer3[0].expand_conv.conv.out_channels:].abs().sum() > 0
+
+
+def test_pretrained_loading_is_strict_and_finds_the_backbone(tmp_path):
+    """A detector (or classifier) checkpoint initialises a backbone as it is (its backbone.*
+    keys); another architecture is refused instead of loaded in part; a NetAug backbone takes a
+    whole supernet of its widths into every slice."""
+    plain = TinyMobileNetV2()
+    randomize_batchnorm(plain)
+    detector_ckpt = tmp_path / 'detector.pth'
+    torch.save(dict(state_dict={**{f'backbone.{k}': v for k, v in plain.state_dict().items()},
+                                'bbox_head.conv.weight': torch.zeros(1)}), detector_ckpt)
+    for cls in (TinyMobileNetV2, NetAugMobileNetV2):
+        model = cls(init_cfg=dict(type='Pretrained', checkpoint=str(detector_ckpt)))
+        model.init_weights()
+        loaded = model.export() if cls is NetAugMobileNetV2 else model
+        assert all(torch.equal(loaded.state_dict()[k], v) for k, v in plain.state_dict().items())
+
+    other = tmp_path / 'mbv3.pth'
+    torch.save(TinyMobileNetV3().state_dict(), other)
+    for cls in (TinyMobileNetV2, NetAugMobileNetV2):
+        with pytest.raises(ValueError, match='mbv3.pth does not hold the weights.*missing'):
+            cls(init_cfg=dict(type='Pretrained', checkpoint=str(other))).init_weights()
+    narrow = tmp_path / 'w025.pth'
+    torch.save(TinyMobileNetV2(widen_factor=0.25).state_dict(), narrow)
+    with pytest.raises(ValueError, match='w025.pth does not fit this backbone'):
+        TinyMobileNetV2(init_cfg=dict(type='Pretrained', checkpoint=str(narrow))).init_weights()
+
+    supernet = NetAugMobileNetV2()
+    randomize_batchnorm(supernet)
+    supernet_ckpt = tmp_path / 'supernet.pth'
+    torch.save(dict(state_dict={f'backbone.{k}': v for k, v in supernet.state_dict().items()}),
+               supernet_ckpt)
+    model = NetAugMobileNetV2(init_cfg=dict(type='Pretrained', checkpoint=str(supernet_ckpt)))
+    model.init_weights()
+    assert model.base_checkpoint is None  # every slice trained: sorting ranks all channels
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in supernet.state_dict().items())

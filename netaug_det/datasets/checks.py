@@ -3,8 +3,8 @@
 - :func:`check_data_paths` (every run, when the runner is built): the data roots, annotation
   files and image folders of every dataloader and evaluator exist.
 - :func:`check_loaded_dataset` (every run, right after a dataset is built): every image exists
-  and is not empty, every box has positive width and height, and objects of classes outside the
-  metainfo (dropped by mmdet) are counted for a warning (VOC layout).
+  and is not empty, every box has positive width and height; :func:`voc_objects_outside`
+  counts the objects of classes outside the metainfo, which mmdet drops, for a warning.
 - :func:`check_annotations` (``python -m netaug_det.tools.check_dataset``, and when building a
   dataset fails): parses every annotation file itself and reports each unreadable file, each
   degenerate box and, when no object matches the metainfo, the classes that are there.
@@ -104,11 +104,10 @@ def _box_problem(bbox) -> Optional[str]:
     return None
 
 
-def check_loaded_dataset(dataset) -> Tuple[List[DataProblem], Counter]:
-    """Problems of a built mmdet dataset (its ``data_list``), and the objects of classes outside
-    its metainfo that mmdet dropped (VOC layout: counted from the annotation files)."""
-    problems, dropped = [], Counter()
-    classes = set(dataset.metainfo.get('classes', ()))
+def check_loaded_dataset(dataset) -> List[DataProblem]:
+    """Problems of a built mmdet dataset (its ``data_list``): missing or empty images, boxes
+    without area."""
+    problems = []
     for index in range(len(dataset)):
         info = dataset.get_data_info(index)
         image = info.get('img_path')
@@ -120,11 +119,23 @@ def check_loaded_dataset(dataset) -> Tuple[List[DataProblem], Counter]:
             reason = _box_problem(instance['bbox'])
             if reason:
                 problems.append(DataProblem(info.get('xml_path') or image, reason))
-        if info.get('xml_path') and osp.isfile(info['xml_path']):
-            with open(info['xml_path']) as f:
-                dropped.update(name for name in _VOC_NAME.findall(f.read())
+    return problems
+
+
+def voc_objects_outside(dataset: dict, classes: Tuple[str, ...]) -> Counter:
+    """Objects per class name outside ``classes`` in a VOC dataset's annotation files (which
+    mmdet drops without a word), read fast with a pattern, not parsed."""
+    if dataset.get('type') != 'VOCDataset':
+        return Counter()
+    sub_root = _under_root(dataset, (dataset.get('data_prefix') or {}).get('sub_data_root', ''))
+    outside = Counter()
+    for image_id in _voc_ids(dataset):
+        path = osp.join(sub_root, 'Annotations', f'{image_id}.xml')
+        if osp.isfile(path):
+            with open(path) as f:
+                outside.update(name for name in _VOC_NAME.findall(f.read())
                                if name not in classes)
-    return problems, dropped
+    return outside
 
 
 def _voc_ids(dataset: dict) -> List[str]:

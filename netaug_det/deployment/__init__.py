@@ -15,8 +15,12 @@ is reported with the fix instead of a bare ``ModuleNotFoundError``.
 """
 import importlib
 import os.path as osp
-from contextlib import contextmanager
-from typing import Iterator, List
+from typing import List
+
+from ..utils.cli import MissingPackagesError, user_errors
+
+__all__ = ['MissingOnnxPackagesError', 'require_onnx_packages', 'exit_without_onnx_packages',
+           'user_errors']
 
 ONNX_PACKAGES = ('onnx', 'onnxruntime', 'onnxscript')
 # pinned with them: onnxscript's IR package
@@ -25,7 +29,7 @@ _PINNED = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
                    'pinned.txt')
 
 
-class MissingOnnxPackagesError(ImportError):
+class MissingOnnxPackagesError(MissingPackagesError):
     """Raised when a package that ONNX deployment needs cannot be imported."""
 
 
@@ -53,16 +57,6 @@ def require_onnx_packages() -> None:
             f'ONNX deployment needs {", ".join(ONNX_PACKAGES)}; cannot import: '
             f'{"; ".join(missing)}. They are pinned in requirements/pinned.txt and installed by '
             f'scripts/setup_env.sh; or install them with: .venv/bin/python -m pip install {pins}')
-
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """For command-line tools: a missing package, a missing file or a bad value (whose messages
-    name the fix) ends the program with that message and exit status 1, without a traceback."""
-    try:
-        yield
-    except (MissingOnnxPackagesError, FileNotFoundError, ValueError) as error:
-        raise SystemExit(f'error: {error}') from error
 
 
 def exit_without_onnx_packages() -> None:

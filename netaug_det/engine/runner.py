@@ -31,7 +31,8 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from ..datasets.checks import (DataError, check_annotations, check_data_paths,
-                               check_loaded_dataset, classes_of, problems_report)
+                               check_loaded_dataset, classes_of, problems_report,
+                               voc_objects_outside)
 from ..utils.checkpoint import explain_mismatch, remove_stale_parts
 from ..utils.config import apply_config_variables
 
@@ -74,11 +75,12 @@ class NetAugDetRunner(Runner):
                                 f'{problems_report(problems)}\nFix or remove these files, or '
                                 'fix metainfo.classes') from error
             raise
-        problems, dropped = check_loaded_dataset(loader.dataset)
+        problems = check_loaded_dataset(loader.dataset)
         if problems:
             raise DataError(f'bad data in {dataset_cfg.get("ann_file")}:\n  '
                             f'{problems_report(problems)}\nFix or remove these files (python -m '
                             'netaug_det.tools.check_dataset CONFIG lists every problem)')
+        dropped = voc_objects_outside(dataset_cfg, loader.dataset.metainfo.get('classes', ()))
         if dropped:
             print_log(f'{sum(dropped.values())} object(s) of classes outside the metainfo are '
                       f'not used in {dataset_cfg.get("ann_file")}: {dict(dropped.most_common())}',

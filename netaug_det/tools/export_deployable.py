@@ -1,23 +1,18 @@
-"""Export a NetAug checkpoint as a checkpoint of the plain baseline detector.
+"""Export a NetAug checkpoint as a checkpoint of the plain baseline model.
 
 ``python -m netaug_det.tools.export_deployable NETAUG_CONFIG CHECKPOINT [--out FILE]
 [--check-config BASELINE_CONFIG]``
 
 Does what ``NetAugHook`` does at the end of training, for any checkpoint of a NetAug run (e.g.
-``epoch_12.pth`` or ``best_*.pth``): the backbone is replaced by ``backbone.export()`` and the
-NetAug state dropped. The result is tested with stock ``tools/test.py BASELINE_CONFIG FILE``.
+``epoch_12.pth`` or ``best_*.pth``; with ``EMAHook`` the averaged weights, which mmengine stores
+as the checkpoint's ``state_dict``): every NetAug module is replaced by its plain export and the
+NetAug state dropped. The result is tested with ``tools/test.py BASELINE_CONFIG FILE``. The
+checkpoint must load strictly into the NetAug config's model, and with ``--check-config`` the
+export strictly into the baseline's; a mismatch is explained and nothing is written.
 """
 import argparse
 import os.path as osp
 from typing import List, Optional
-
-from mmdet.registry import MODELS
-from mmengine.config import Config
-from mmengine.registry import init_default_scope
-from mmengine.runner.checkpoint import load_checkpoint, save_checkpoint
-
-import netaug_det  # noqa: F401  registers modules and checkpoint handling
-from netaug_det.models.netaug import deployable_checkpoint
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -28,36 +23,55 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--out', help='output file; defaults to <checkpoint>_deploy.pth')
     parser.add_argument(
         '--check-config',
-        help='baseline config to load the export into (strictly) as a check')
+        help='baseline config to load the export into (strictly) before it is written')
     return parser.parse_args(argv)
 
 
-def build_model(config: str):
-    """Builds the (untrained) detector of ``config`` in mmdet's scope."""
-    cfg = Config.fromfile(config)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    return MODELS.build(cfg.model)
+def export(config: str, checkpoint: str, out: str, check_config: Optional[str] = None) -> dict:
+    """Writes the deployable checkpoint of ``checkpoint`` (a run of ``config``) to ``out`` and
+    returns it; raises FileNotFoundError / ValueError naming the fix, writing nothing."""
+    from mmengine.runner.checkpoint import load_checkpoint, save_checkpoint
 
+    from netaug_det.models.netaug import deployable_checkpoint
+    from netaug_det.models.netaug.supernet import netaug_modules
+    from netaug_det.utils.checkpoint import explain_mismatch
+    from netaug_det.utils.complexity import build_detector
 
-def export(config: str, checkpoint: str, out: str) -> dict:
-    """Writes the deployable checkpoint of ``checkpoint`` (a run of ``config``) to ``out``."""
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
-    detector = build_model(config)
-    source = load_checkpoint(detector, checkpoint, map_location='cpu', strict=True)
-    deployable = deployable_checkpoint(detector, source.get('meta'))
+    for path, what in ((config, 'config'), (checkpoint, 'checkpoint'),
+                       (check_config, 'check config')):
+        if path is not None and not osp.isfile(path):
+            raise FileNotFoundError(f'{what} not found: {path}')
+    model = build_detector(config)
+    if not netaug_modules(model):
+        raise ValueError(f'{config} builds a plain model (no NetAug modules), whose checkpoints '
+                         'are deployable as they are; pass the NetAug config the checkpoint was '
+                         'trained with')
+    try:
+        source = load_checkpoint(model, checkpoint, map_location='cpu', strict=True,
+                                 logger='silent')
+    except RuntimeError:
+        raise ValueError(explain_mismatch(checkpoint, model, config)) from None
+    deployable = deployable_checkpoint(model, source.get('meta'))
+    if check_config is not None:
+        try:
+            build_detector(check_config).load_state_dict(deployable['state_dict'], strict=True)
+        except RuntimeError as error:
+            raise ValueError(f'the export of {checkpoint} does not load into {check_config}: '
+                             f'{str(error).splitlines()[0]} Pass the baseline config that '
+                             f'{config} inherits; nothing was written') from None
     save_checkpoint(deployable, out)
     return deployable
 
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
+    from netaug_det.utils.cli import user_errors
+
     out = args.out or f'{osp.splitext(args.checkpoint)[0]}_deploy.pth'
-    export(args.config, args.checkpoint, out)
-    print(f'deployable checkpoint saved to {out}')
-    if args.check_config:
-        load_checkpoint(build_model(args.check_config), out, map_location='cpu', strict=True)
-        print(f'{out} loads into {args.check_config} (strict)')
+    with user_errors():
+        export(args.config, args.checkpoint, out, args.check_config)
+    checked = f' (loads strictly into {args.check_config})' if args.check_config else ''
+    print(f'deployable checkpoint saved to {out}{checked}')
 
 
 if __name__ == '__main__':

@@ -29,7 +29,7 @@ import os.path as osp
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -167,3 +167,41 @@ def explain_mismatch(filename: str, model: torch.nn.Module, config: Optional[str
     return header + '; '.join(details) + (
         '. It was written for another model: use the config it was trained with. To fine-tune '
         'from the matching part on purpose, set allow_partial_load = True (load_from only).')
+
+
+def pretrained_state_dict(filename: str, expected: Dict[str, torch.Size],
+                          prefix: Optional[str] = None) -> Dict[str, torch.Tensor]:
+    """The tensors a module expects from a checkpoint file, checked to be all there.
+
+    The file may be the module's own state dict or any model checkpoint holding it under
+    ``prefix`` (by default ``'backbone.'`` when the file has such keys and not the module's own:
+    a detector's or classifier's checkpoint initialises a backbone as it is). ``expected`` maps
+    the module's tensor names to shapes; shapes are not compared here (a NetAug module takes a
+    plain checkpoint's smaller tensors into its base slices).
+
+    Raises:
+        ValueError: naming the file, the keys that are missing or unexpected, and the fix.
+    """
+    from mmengine.runner.checkpoint import _load_checkpoint
+
+    checkpoint = _load_checkpoint(filename, map_location='cpu')
+    state = checkpoint.get('state_dict', checkpoint)
+    state = {key.removeprefix('module.'): value for key, value in state.items()}
+    if prefix is None and not set(expected) & set(state) and any(
+            key.startswith('backbone.') for key in state):
+        prefix = 'backbone.'
+    if prefix:
+        state = {key[len(prefix):]: value for key, value in state.items()
+                 if key.startswith(prefix)}
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        found = f' under {prefix!r}' if prefix else ''
+        raise ValueError(
+            f'{filename} does not hold the weights of this module{found}: '
+            f'{len(missing)} missing (e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. '
+            f'{unexpected[:3]}). Pass a checkpoint of the same architecture and widen_factor '
+            '(a plain backbone state dict, or a detector/classifier checkpoint with backbone.* '
+            'keys); official NetAug checkpoints convert with tools/model_converters/'
+            'netaug_to_mmdet.py')
+    return state

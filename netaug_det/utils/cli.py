@@ -1,8 +1,9 @@
-"""Argument parsing and config loading shared by ``tools/train.py`` and ``tools/test.py``."""
+"""What the command-line tools share: mmdet's arguments, config loading, user-facing errors."""
 import argparse
 import os
 import os.path as osp
-from typing import Optional
+from contextlib import contextmanager
+from typing import Iterator, Optional
 
 from mmengine.config import Config, DictAction
 
@@ -54,3 +55,18 @@ def resolve_work_dir(config_path: str, cli_work_dir: Optional[str],
     if cfg_work_dir is not None:
         return cfg_work_dir
     return osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+
+
+class MissingPackagesError(ImportError):
+    """A package a tool needs cannot be imported; the message names the install command."""
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """For command-line tools: a missing package, a missing file or a bad value (errors whose
+    messages name the fix) ends the program with that message and exit status 1, without a
+    traceback."""
+    try:
+        yield
+    except (MissingPackagesError, FileNotFoundError, ValueError) as error:
+        raise SystemExit(f'error: {error}') from error

@@ -16,11 +16,14 @@ training, in percent (:func:`netaug_det.utils.experiments.read_ap50`).
 """
 import csv
 import glob
+import json
 import os
 import os.path as osp
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from .experiments import read_ap50
+from mmengine.config import Config
+
+from .experiments import RESULT_FILE, parse_cfg_options, read_ap50
 from .stats import Summary, bootstrap_interval, markdown_table, summarize
 
 METHODS = ('baseline', 'netaug')
@@ -195,6 +198,20 @@ def seed_dirs(folder: str, seeds: Optional[Sequence[int]]) -> List[str]:
     return found or [folder]
 
 
+def run_input_size(folder: str) -> Optional[int]:
+    """The input size a run was trained at: from its ``result.json`` spec, else from the config
+    mmengine dumped into its work dir (None when neither says)."""
+    result = osp.join(folder, RESULT_FILE)
+    if osp.isfile(result):
+        with open(result) as f:
+            options = parse_cfg_options(json.load(f)['spec']['cfg_options'])
+        return options.get('input_size')
+    dumped = sorted(glob.glob(osp.join(folder, '*.py')))
+    if dumped:
+        return Config.fromfile(dumped[0]).get('input_size')
+    return None
+
+
 def collect_cells(work_root: str, resolutions: Sequence[int], macs: Dict[int, float],
                   metric_key: str, seeds: Optional[Sequence[int]] = None
                   ) -> Dict[str, List[SweepCell]]:
@@ -205,6 +222,7 @@ def collect_cells(work_root: str, resolutions: Sequence[int], macs: Dict[int, fl
 
     Raises:
         FileNotFoundError: naming every run that is missing or has no metric.
+        ValueError: a run trained at another input size than its folder says.
     """
     cells: Dict[str, List[SweepCell]] = {method: [] for method in METHODS}
     missing = []
@@ -212,6 +230,12 @@ def collect_cells(work_root: str, resolutions: Sequence[int], macs: Dict[int, fl
         for resolution in resolutions:
             ap50s = []
             for folder in seed_dirs(run_dir(work_root, method, resolution), seeds):
+                trained_at = run_input_size(folder) if osp.isdir(folder) else None
+                if trained_at not in (None, resolution):
+                    raise ValueError(f'{folder} sits in the folder of resolution {resolution} but '
+                                     f'was trained at input_size={trained_at}; move it to '
+                                     f'r{trained_at}/ or train it with --cfg-options '
+                                     f'input_size={resolution}')
                 try:
                     ap50s.append(read_ap50(folder, metric_key))
                 except FileNotFoundError as error:

@@ -18,6 +18,8 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ...utils.checkpoint import pretrained_state_dict
+
 
 @dataclass(frozen=True)
 class BlockSpec:
@@ -168,6 +170,26 @@ class InvertedResidualNet(BaseModule):
             if i in self.out_indices:
                 outs.append(x)
         return tuple(outs)
+
+    def init_weights(self) -> None:
+        """Initialises; ``init_cfg=dict(type='Pretrained', checkpoint=...)`` loads the file
+        strictly (a plain backbone state dict, or a detector or classifier checkpoint whose
+        ``backbone.*`` keys hold it) instead of mmengine's partial load, which would leave a
+        backbone of another architecture randomly initialised with only a log message."""
+        init_cfg = self.init_cfg
+        if not (isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained'):
+            super().init_weights()
+            return
+        filename = init_cfg['checkpoint']
+        own = {name: tensor.shape for name, tensor in self.state_dict().items()}
+        state_dict = pretrained_state_dict(filename, own, init_cfg.get('prefix'))
+        try:
+            self.load_state_dict(state_dict)
+        except RuntimeError as error:
+            raise ValueError(f'{filename} does not fit this backbone: '
+                             f'{str(error).splitlines()[1].strip()}; pass a checkpoint of the '
+                             'same architecture and widen_factor') from None
+        self._is_init = True
 
     def _freeze_stages(self) -> None:
         if self.frozen_stages < 0:

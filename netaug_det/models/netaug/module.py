@@ -23,8 +23,9 @@ import inspect
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
-from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_with_prefix
 from torch import Tensor, nn
+
+from ...utils.checkpoint import pretrained_state_dict
 
 from .channels import ChannelPermutation
 
@@ -147,9 +148,15 @@ class NetAugModule:
         return None
 
     def init_weights(self) -> None:
-        """Initialises; ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix=...)`` holding
-        a plain twin's weights fills the base slices after the default initialisation (the
-        augmented slices keep it) and records the file in ``base_checkpoint``."""
+        """Initialises; ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix=...)`` loads a
+        checkpoint after the default initialisation, checked strictly:
+
+        - a plain twin's weights (e.g. ImageNet weights of the plain backbone, or a detector's
+          ``backbone.*``) fill the base slices; the augmented slices keep the default
+          initialisation and the file is recorded in ``base_checkpoint``;
+        - a whole NetAug supernet of the same widths (e.g. a NetAug ImageNet classifier's
+          backbone) fills every slice.
+        """
         init_cfg = self.init_cfg
         if not (isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained'):
             super().init_weights()
@@ -159,14 +166,16 @@ class NetAugModule:
             super().init_weights()
         finally:
             self.init_cfg = init_cfg
-        map_location = init_cfg.get('map_location', 'cpu')
-        if init_cfg.get('prefix'):
-            state_dict = _load_checkpoint_with_prefix(init_cfg['prefix'], init_cfg['checkpoint'],
-                                                      map_location)
-        else:
-            checkpoint = _load_checkpoint(init_cfg['checkpoint'], map_location)
-            state_dict = checkpoint.get('state_dict', checkpoint)
-        self.load_base_state_dict(
-            {name.removeprefix('module.'): tensor
-             for name, tensor in state_dict.items()})
-        self.base_checkpoint = init_cfg['checkpoint']
+        filename = init_cfg['checkpoint']
+        own = {name: tensor.shape for name, tensor in self.state_dict().items()}
+        state_dict = pretrained_state_dict(filename, own, init_cfg.get('prefix'))
+        if all(state_dict[name].shape == shape for name, shape in own.items()):
+            self.load_state_dict(state_dict)
+            return
+        try:
+            self.load_base_state_dict(state_dict)
+        except RuntimeError as error:
+            raise ValueError(f'{filename} holds neither the plain twin of this NetAug module nor '
+                             f'its whole supernet: {str(error).splitlines()[1].strip()}; pass a '
+                             'checkpoint of the same architecture and widen_factor') from None
+        self.base_checkpoint = filename

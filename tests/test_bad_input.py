@@ -1,0 +1,205 @@
+"""Bad input ends in an error that names the file and the fix, and nothing is lost: data,
+checkpoints, configs and the runner's own checks, through the demo configs on tiny data."""
+import os
+import os.path as osp
+import re
+import shutil
+import time
+
+import pytest
+from mmengine.config import Config
+from mmengine.registry import RUNNERS
+
+from conftest import REPO_ROOT
+from netaug_det.datasets import generate_demo_dataset
+from netaug_det.datasets.checks import DataError
+from netaug_det.tools import check_dataset, export_deployable
+from netaug_det.utils.sweep import collect_cells, run_dir
+
+BASELINE = osp.join(REPO_ROOT, 'configs', 'demo', 'yolov3_mbv2_demo.py')
+NETAUG = osp.join(REPO_ROOT, 'configs', 'demo', 'yolov3_mbv2_netaug_demo.py')
+VOC = 'VOCdevkit/VOCdemo'
+
+
+def tiny_cfg(config: str, data_root: str, work_dir, **options) -> Config:
+    """``config`` on the tiny data: one epoch of two iterations at 64 px, no validation."""
+    cfg = Config.fromfile(config)
+    loaders = dict(batch_size=2, num_workers=0, persistent_workers=False)
+    cfg.merge_from_dict(dict(
+        data_root=data_root, input_size=64, work_dir=str(work_dir),
+        train_dataloader=loaders, test_dataloader=loaders, val_cfg=None, val_dataloader=None,
+        val_evaluator=None, train_cfg=dict(max_epochs=1)))
+    cfg.merge_from_dict(options)
+    return cfg
+
+
+@pytest.fixture(scope='module')
+def clean_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp('clean') / 'demo'
+    generate_demo_dataset(str(root), num_train=4, num_val=2, img_size=(64, 80))
+    return root
+
+
+@pytest.fixture
+def data(clean_data, tmp_path):
+    """A private copy of the tiny demo data, to be broken by a test; its root ends with '/'."""
+    root = tmp_path / 'demo'
+    shutil.copytree(clean_data, root)
+    return f'{root}/'
+
+
+@pytest.fixture(scope='module')
+def netaug_run(clean_data, tmp_path_factory):
+    """A one-epoch NetAug run: epoch_1.pth (a training checkpoint) and deploy.pth."""
+    work_dir = tmp_path_factory.mktemp('netaug_run')
+    RUNNERS.build(tiny_cfg(NETAUG, f'{clean_data}/', work_dir)).train()
+    return work_dir
+
+
+def first_annotation(root: str) -> str:
+    with open(osp.join(root, VOC, 'ImageSets', 'Main', 'train.txt')) as f:
+        image_id = f.readline().strip()
+    return osp.join(root, VOC, 'Annotations', f'{image_id}.xml')
+
+
+def edit(path: str, tag: str, value: str) -> None:
+    """Sets the first ``<tag>`` of an annotation file to ``value``."""
+    with open(path) as f:
+        text = f.read()
+    text, count = re.subn(f'<{tag}>[^<]*</{tag}>', f'<{tag}>{value}</{tag}>', text, count=1)
+    assert count == 1
+    with open(path, 'w') as f:
+        f.write(text)
+
+
+def train_loader_error(data: str, tmp_path, **options) -> str:
+    runner = RUNNERS.build(tiny_cfg(BASELINE, data, tmp_path / 'work', **options))
+    with pytest.raises(DataError) as error:
+        runner.build_dataloader(runner.cfg.train_dataloader)
+    return str(error.value)
+
+
+def test_missing_data_names_the_generator(tmp_path):
+    with pytest.raises(DataError, match='(?s)data not found.*nowhere/VOCdevkit.*make_demo_data'):
+        RUNNERS.build(tiny_cfg(BASELINE, str(tmp_path / 'nowhere') + '/', tmp_path / 'work'))
+
+
+def test_truncated_annotation_is_named(data, tmp_path):
+    xml = first_annotation(data)
+    with open(xml) as f:
+        text = f.read()
+    with open(xml, 'w') as f:
+        f.write(text[:len(text) // 2])
+    message = train_loader_error(data, tmp_path)
+    assert xml in message and 'unreadable annotation' in message
+
+
+def test_empty_image_is_named(data, tmp_path):
+    image = first_annotation(data).replace('Annotations', 'JPEGImages').replace('.xml', '.jpg')
+    open(image, 'w').close()
+    message = train_loader_error(data, tmp_path)
+    assert image in message and 'empty (0 bytes)' in message
+
+
+def test_box_without_area_is_named(data, tmp_path):
+    xml = first_annotation(data)
+    with open(xml) as f:
+        xmin = int(re.search('<xmin>([0-9]+)</xmin>', f.read()).group(1))
+    edit(xml, 'xmax', str(xmin - 5))
+    message = train_loader_error(data, tmp_path)
+    assert xml in message and 'no area (xmin >= xmax' in message
+
+
+def test_metainfo_without_matching_class_lists_the_classes_there(data, tmp_path):
+    message = train_loader_error(data, tmp_path, train_dataloader=dict(
+        dataset=dict(metainfo=dict(classes=('cat', 'dog')))))
+    assert "no object of the metainfo classes ('cat', 'dog')" in message
+    assert 'disc' in message and 'set metainfo.classes' in message
+
+
+def test_objects_outside_the_metainfo_are_reported(data, tmp_path, capsys):
+    edit(first_annotation(data), 'name', 'unicorn')
+    runner = RUNNERS.build(tiny_cfg(BASELINE, data, tmp_path / 'work'))
+    runner.build_dataloader(runner.cfg.train_dataloader)
+    assert "classes outside the metainfo are not used" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match='problem'):
+        edit(first_annotation(data), 'xmax', '1')
+        check_dataset.main([BASELINE, '--cfg-options', f'data_root={data}'])
+    report = capsys.readouterr().out
+    assert "'unicorn': 1" in report and 'no area' in report
+
+
+def test_checkpoint_mismatches_are_explained(netaug_run, clean_data, tmp_path):
+    data = f'{clean_data}/'
+    baseline = RUNNERS.build(tiny_cfg(BASELINE, data, tmp_path / 'b',
+                                      load_from=str(netaug_run / 'epoch_1.pth')))
+    with pytest.raises(RuntimeError, match='NetAug training checkpoint.*deploy.pth.*'
+                       'export_deployable'):
+        baseline.test()
+    netaug = RUNNERS.build(tiny_cfg(NETAUG, data, tmp_path / 'n',
+                                    load_from=str(netaug_run / 'deploy.pth')))
+    with pytest.raises(RuntimeError, match='a plain checkpoint.*baseline config'):
+        netaug.test()
+    resumed = RUNNERS.build(tiny_cfg(BASELINE, data, tmp_path / 'r', resume=True,
+                                     load_from=str(netaug_run / 'epoch_1.pth')))
+    with pytest.raises(RuntimeError, match='NetAug training checkpoint.*resume the run, use its '
+                       'NetAug config'):
+        resumed.train()
+    partial = RUNNERS.build(tiny_cfg(NETAUG, data, tmp_path / 'p', allow_partial_load=True,
+                                     load_from=str(netaug_run / 'deploy.pth')))
+    partial.test()  # the partial load is allowed on purpose (mmengine logs the mismatches)
+
+
+def test_export_tool_refuses_wrong_pairs_and_writes_nothing(netaug_run, tmp_path):
+    out = str(tmp_path / 'out.pth')
+    cases = [
+        ([BASELINE, str(netaug_run / 'epoch_1.pth')], 'builds a plain model'),
+        ([NETAUG, str(netaug_run / 'deploy.pth')], 'a plain checkpoint'),
+        ([NETAUG, str(netaug_run / 'epoch_1.pth'), '--check-config', NETAUG],
+         'does not load into .*nothing was written'),
+        ([NETAUG, str(tmp_path / 'missing.pth')], 'checkpoint not found'),
+    ]
+    for argv, message in cases:
+        with pytest.raises(SystemExit, match=message):
+            export_deployable.main(argv + ['--out', out])
+        assert not osp.exists(out)
+    export_deployable.main([NETAUG, str(netaug_run / 'epoch_1.pth'), '--out', out,
+                            '--check-config', BASELINE])
+    assert osp.isfile(out)
+
+
+def test_netaug_model_without_hook_is_refused(clean_data, tmp_path):
+    cfg = tiny_cfg(NETAUG, f'{clean_data}/', tmp_path / 'w', custom_hooks=[])
+    with pytest.raises(RuntimeError, match="NetAug modules \\['backbone'\\] but no NetAugHook"):
+        RUNNERS.build(cfg).train()
+    cfg.allow_netaug_without_hook = True
+    cfg.work_dir = str(tmp_path / 'allowed')
+    RUNNERS.build(cfg).train()
+
+
+def test_amp_without_gpu_says_what_to_do(clean_data, tmp_path, monkeypatch):
+    monkeypatch.setattr('torch.cuda.is_available', lambda: False)
+    cfg = tiny_cfg(BASELINE, f'{clean_data}/', tmp_path / 'w',
+                   optim_wrapper=dict(type='AmpOptimWrapper'))
+    with pytest.raises(RuntimeError, match='needs a GPU.*drop --amp'):
+        RUNNERS.build(cfg)
+
+
+def test_stale_checkpoint_parts_are_removed_at_start(clean_data, tmp_path):
+    work_dir = tmp_path / 'w'
+    work_dir.mkdir()
+    stale, fresh = work_dir / '.tmp_abc.part', work_dir / '.tmp_def.part'
+    stale.write_bytes(b'half a checkpoint')
+    fresh.write_bytes(b'a write in progress')
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    RUNNERS.build(tiny_cfg(BASELINE, f'{clean_data}/', work_dir))
+    assert not stale.exists() and fresh.exists()
+
+
+def test_sweep_collect_checks_the_input_size_of_each_run(netaug_run, tmp_path):
+    # a run dumped with input_size=64 (its work dir holds the config mmengine dumped) in r96/
+    folder = run_dir(str(tmp_path), 'netaug', 96)
+    shutil.copytree(netaug_run, folder)
+    with pytest.raises(ValueError, match='resolution 96 but was trained at input_size=64'):
+        collect_cells(str(tmp_path), (96, ), {96: 1.0}, 'pascal_voc/AP50')
