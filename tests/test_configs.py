@@ -24,7 +24,8 @@ from netaug_det.utils.complexity import build_detector
 from netaug_det.utils.config import apply_config_variables, apply_input_size, backbone_checkpoint
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CONFIGS = sorted(osp.basename(p) for p in glob.glob(osp.join(REPO_ROOT, 'configs', '*.py')))
+CONFIGS = sorted(osp.basename(p)
+                 for p in glob.glob(osp.join(REPO_ROOT, 'configs', 'yolov3_*.py')))
 DATASETS = {
     'voc': dict(num_classes=20, metric='VOCMetric', max_epochs=200, gpus=8, total_batch=64),
     'coco': dict(num_classes=80, metric='CocoMetric', max_epochs=120, gpus=16, total_batch=128),
@@ -90,6 +91,23 @@ def test_netaug_config_only_adds_netaug(name):
     assert netaug == baseline
 
 
+@pytest.mark.parametrize('name', ['ssdlite_mbv2', 'yolox_mbv2'])
+def test_more_detectors_netaug_twin_only_adds_netaug(name):
+    """mmdet's SSDLite and YOLOX-nano recipes with a MobileNetV2-w0.35 backbone; the NetAug twin
+    differs in the backbone type and the added hook only, and both build."""
+    baseline, netaug = load(f'{name}_coco.py'), load(f'{name}_netaug_coco.py')
+    assert baseline.runner_type == 'NetAugDetRunner'
+    netaug_dict, baseline_dict = netaug.to_dict(), baseline.to_dict()
+    assert netaug_dict.pop('custom_hooks') == baseline_dict.pop('custom_hooks') + [
+        dict(type='NetAugHook')]
+    assert netaug_dict['model']['backbone'].pop('type') == 'NetAugMobileNetV2'
+    assert baseline_dict['model']['backbone'].pop('type') == 'TinyMobileNetV2'
+    assert netaug_dict == baseline_dict
+    model = build_detector(netaug)
+    assert type(model.backbone).__name__ == 'NetAugMobileNetV2'
+    assert model.backbone.out_channels == tuple(baseline.model.neck.in_channels)
+
+
 def test_input_size_reaches_every_pipeline():
     cfg = load('yolov3_mbv2_voc.py', input_size=320)
     assert len(square_sizes(cfg)) == 12  # Resize + Pad in 6 pipelines
@@ -123,11 +141,13 @@ def test_input_size_errors_name_the_fix():
     with pytest.raises(ValueError, match='multiple of 32.*input_size=320'):
         load('yolov3_mbv2_voc.py', input_size=300)
     # sizes that do not follow input_size would silently stay: refused
-    cfg = Config(dict(input_size=320, test_pipeline=[dict(type='Resize', scale=(640, 640))]))
+    cfg = Config(dict(input_size=320, test_dataloader=dict(dataset=dict(
+        pipeline=[dict(type='Resize', scale=(640, 640))]))))
     with pytest.raises(ValueError, match='still resize or pad to \\[\\(640, 640\\)\\]'):
         apply_input_size(cfg, 416)
     # a child config file that sets input_size = 320 but keeps the inherited (416, 416)
-    cfg = Config(dict(input_size=320, test_pipeline=[dict(type='Pad', size=(416, 416))]))
+    cfg = Config(dict(input_size=320, test_dataloader=dict(dataset=dict(
+        pipeline=[dict(type='Pad', size=(416, 416))]))))
     with pytest.raises(ValueError, match='still resize or pad to \\[\\(416, 416\\)\\]'):
         apply_input_size(cfg, 320)
 

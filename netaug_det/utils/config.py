@@ -27,6 +27,7 @@ from mmengine.config import Config
 MAX_STRIDE = 32
 # Where transforms keep their output size.
 SIZE_KEYS = ('scale', 'size', 'img_scale')
+LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
 
 def check_input_size(input_size: Any) -> None:
@@ -67,9 +68,9 @@ def _transform_sizes(node: Any, key: Optional[str] = None) -> List[tuple]:
 
 def apply_input_size(cfg: Config, file_size: Optional[int]) -> None:
     """Carries ``cfg.input_size`` to the transform sizes derived from the file's value, in place;
-    then every square transform size must be the input size (a config that redefines
-    ``input_size`` without rebuilding its inherited pipelines is refused, not trained at the
-    old size)."""
+    then every square transform size of the dataloaders must be the input size (a config that
+    redefines ``input_size`` without rebuilding its inherited pipelines is refused, not trained
+    at the old size; variables the dataloaders do not use, such as a TTA pipeline, may differ)."""
     new_size = cfg.input_size
     check_input_size(new_size)
     if file_size is not None and file_size != new_size:
@@ -82,7 +83,8 @@ def apply_input_size(cfg: Config, file_size: Optional[int]) -> None:
         for name in list(cfg.keys()):
             if name != 'model':
                 cfg[name] = _rewrite(cfg[name], name, rule)
-    stale = sorted(set(_transform_sizes(cfg.to_dict())) - {(new_size, new_size)})
+    loaders = [cfg.get(name) for name in LOADERS]
+    stale = sorted(set(_transform_sizes(loaders)) - {(new_size, new_size)})
     if stale:
         raise ValueError(
             f'input_size is {new_size}, but pipelines still resize or pad to {stale}; a config '

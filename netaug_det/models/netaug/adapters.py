@@ -38,6 +38,13 @@ def _active_out(layer: ConvModule, channels: int) -> None:
     layer.conv.active_out_channels = channels
 
 
+def output_layer(parent: nn.Module, name: str) -> str:
+    """The name of the ConvModule that writes the output of conv block ``name`` in ``parent``:
+    the pointwise conv of a depthwise-separable block, the block itself otherwise."""
+    block = parent.get_submodule(name)
+    return f'{name}.pointwise_conv' if isinstance(block, DepthwiseSeparableConvModule) else name
+
+
 class InvertedResidualAdapter:
     """mmdet ``InvertedResidual`` (expand 1x1, depthwise kxk, optional SE, linear 1x1).
 
@@ -87,29 +94,22 @@ class DetectionBlockAdapter:
     """
 
     @staticmethod
-    def _hidden_producer(conv: nn.Module) -> ConvModule:
-        return conv.pointwise_conv if isinstance(conv, DepthwiseSeparableConvModule) else conv
-
-    @classmethod
-    def set_widths(cls, block: DetectionBlock, spec) -> None:
+    def set_widths(block: DetectionBlock, spec) -> None:
         for name in ('conv1', 'conv3', 'conv5'):
             _active_out(getattr(block, name), spec.out_channels)
         for name in ('conv2', 'conv4'):
-            _active_out(cls._hidden_producer(getattr(block, name)), spec.hidden_channels)
+            _active_out(block.get_submodule(output_layer(block, name)), spec.hidden_channels)
 
-    @classmethod
-    def sort_channels(cls, block: DetectionBlock, base_spec,
+    @staticmethod
+    def sort_channels(block: DetectionBlock, base_spec,
                       keep_base: bool) -> List[ChannelPermutation]:
         permutations = []
         for producer, consumer in (('conv2', 'conv3'), ('conv4', 'conv5')):
-            producer_name = producer
-            if isinstance(getattr(block, producer), DepthwiseSeparableConvModule):
-                producer_name = f'{producer}.pointwise_conv'
             weight_name = f'{consumer}.conv.weight'
             order = importance_order(block.get_parameter(weight_name),
                                      base_spec.hidden_channels if keep_base else 0)
-            permutations += hidden_channel_permutations(block, [producer_name], [weight_name],
-                                                        order)
+            permutations += hidden_channel_permutations(block, [output_layer(block, producer)],
+                                                        [weight_name], order)
         return permutations
 
 

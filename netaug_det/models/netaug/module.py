@@ -90,10 +90,23 @@ class NetAugModule:
 
     @classmethod
     def bind_plain_args(cls, args: tuple, kwargs: dict) -> dict:
-        """The arguments of ``plain_cls`` given to this class, with the defaults filled in."""
-        bound = inspect.signature(cls.plain_cls).bind(*args, **kwargs)
+        """The arguments of ``plain_cls`` given to this class as keywords, with the defaults
+        filled in (arguments ``plain_cls`` takes through ``**kwargs`` included)."""
+        signature = inspect.signature(cls.plain_cls)
+        bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
-        return dict(bound.arguments)
+        plain_kwargs = {}
+        for name, value in bound.arguments.items():
+            kind = signature.parameters[name].kind
+            if kind is inspect.Parameter.VAR_KEYWORD:
+                plain_kwargs.update(value)
+            elif kind is inspect.Parameter.VAR_POSITIONAL:
+                if value:
+                    raise TypeError(f'{cls.__name__}: pass the arguments of '
+                                    f'{cls.plain_cls.__name__} by keyword')
+            else:
+                plain_kwargs[name] = value
+        return plain_kwargs
 
     def set_widths(self, mode: str, generator: Optional[torch.Generator] = None) -> None:
         """Chooses the inner widths of the next forward passes (see :func:`factor_fns`)."""
@@ -116,7 +129,10 @@ class NetAugModule:
 
     def _plain(self) -> nn.Module:
         """A fresh plain twin with this module's arguments, on this module's device."""
-        plain = self.plain_cls(**dict(self.plain_kwargs, init_cfg=None))
+        kwargs = dict(self.plain_kwargs)
+        if 'init_cfg' in kwargs:
+            kwargs['init_cfg'] = None  # the weights come from this module
+        plain = self.plain_cls(**kwargs)
         return plain.to(next(self.parameters()).device)
 
     def export(self) -> nn.Module:

@@ -1,0 +1,46 @@
+# ssdlite_mbv2_coco.py on the demo data (COCO layout), sized for a CPU: 128x128 input, the
+# recipe's SSD augmentation without Expand/MinIoURandomCrop (they shrink the demo's small objects
+# to nothing at this size), 12 epochs with AdamW as in configs/demo/yolov3_mbv2_demo.py.
+_base_ = ['../ssdlite_mbv2_coco.py', '../_base_/datasets/demo_coco.py']
+
+data_root = _base_.demo_root
+input_size = 128
+max_epochs = 12
+batch_size = 16
+model = dict(bbox_head=dict(num_classes=6))
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='Resize', scale=(input_size, input_size), keep_ratio=False),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='PackDetInputs')
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(input_size, input_size), keep_ratio=False),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))
+]
+train_dataloader = dict(
+    batch_size=batch_size, num_workers=1,
+    dataset=dict(_delete_=True, pipeline=train_pipeline, **_base_.demo_train_set))
+val_dataloader = dict(
+    batch_size=batch_size, num_workers=1,
+    dataset=dict(_delete_=True, pipeline=test_pipeline, **_base_.demo_val_set))
+test_dataloader = val_dataloader
+val_evaluator = _base_.demo_evaluator
+test_evaluator = val_evaluator
+
+train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
+optim_wrapper = dict(_delete_=True, optimizer=dict(type='AdamW', lr=0.002, weight_decay=0.05))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=40),
+    dict(type='MultiStepLR', by_epoch=True, begin=0, end=max_epochs,
+         milestones=[int(0.8 * max_epochs), int(0.9 * max_epochs)], gamma=0.1)
+]
+default_hooks = dict(logger=dict(interval=10))
+randomness = dict(seed=0, deterministic=True)
+auto_scale_lr = dict(enable=False)
