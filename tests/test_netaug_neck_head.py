@@ -13,6 +13,7 @@ from netaug_det.models.necks import NetAugTinyYOLOV3Neck, TinyYOLOV3Neck
 from netaug_det.models.netaug import (NETAUG_MODES, NetAugSupernet, export_plain_model,
                                       permute_named_tensors)
 from netaug_det.utils.complexity import build_detector
+from test_backbones import randomize_batchnorm
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 NECK_IN = [112, 32, 16]  # MobileNetV2-w0.35 strides 32, 16, 8
@@ -34,13 +35,7 @@ def flat(outputs) -> list:
 
 
 def randomize(module: torch.nn.Module) -> torch.nn.Module:
-    with torch.no_grad():
-        for m in module.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0, 0.1)
-                m.running_mean.normal_(0, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
+    randomize_batchnorm(module)
     return module
 
 
