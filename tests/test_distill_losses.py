@@ -253,3 +253,15 @@ def test_build_from_config_in_mmdet_scope(cfg, cls):
         loss = MODELS.build(cfg)
     assert type(loss) is cls and isinstance(loss, nn.Module)
     assert loss.loss_weight == cfg.get('loss_weight', 1.0)
+
+
+def test_soft_target_sum_reduction_sums_what_mean_averages():
+    """'sum' over anchors is YOLOv3's own reduction: the objectness term times the number of
+    anchors, the class term weighted by the teacher's objectness but not normalised."""
+    torch.manual_seed(0)
+    student, teacher = torch.randn(2, 3 * 7, 4, 5), torch.randn(2, 3 * 7, 4, 5)
+    mean = YOLOV3SoftTargetLoss(num_classes=2, teacher_obj_weight=False)
+    total = YOLOV3SoftTargetLoss(num_classes=2, teacher_obj_weight=False, reduction='sum')
+    torch.testing.assert_close(total(student, teacher), mean(student, teacher) * 2 * 3 * 4 * 5)
+    with pytest.raises(ValueError, match='reduction'):
+        YOLOV3SoftTargetLoss(num_classes=2, reduction='none')

@@ -17,7 +17,11 @@ takes, the same things happen before the first step:
   the checkpoint is and what to do (:func:`netaug_det.utils.checkpoint.explain_mismatch`);
   ``allow_partial_load = True`` in a config allows a partial ``load_from`` with a warning;
 - a model with NetAug modules but no ``NetAugHook`` is refused (it would silently train as a
-  baseline and write no ``deploy.pth``) unless ``allow_netaug_without_hook = True``.
+  baseline and write no ``deploy.pth``) unless ``allow_netaug_without_hook = True``;
+- a config's ``distiller = dict(type='TeacherDistiller', ...)`` is built with the model and
+  attached as ``model.distiller`` (before the optimizer and DDP see the model, so its adapters
+  are trained and all-reduced), for ``DistillationHook`` to use; one without the other is
+  refused.
 """
 import copy
 import logging
@@ -61,6 +65,15 @@ class NetAugDetRunner(Runner):
                           f'write from {cfg.work_dir}: {removed}', 'current', logging.WARNING)
         return super().from_cfg(cfg)
 
+    def build_model(self, model):
+        """mmengine's model, with the config's ``distiller`` attached (see the module doc)."""
+        model = super().build_model(model)
+        distiller = self.cfg.get('distiller')
+        if distiller is not None:
+            from mmdet.registry import MODELS
+            model.distiller = MODELS.build(distiller, default_args=dict(student=model))
+        return model
+
     def build_dataloader(self, dataloader, seed=None, diff_rank_seed=False):
         """mmengine's dataloader, with the dataset checked (see the module docstring)."""
         if not isinstance(dataloader, dict):
@@ -93,6 +106,11 @@ class NetAugDetRunner(Runner):
         from .hooks import NetAugHook
 
         model = self.model.module if is_model_wrapper(self.model) else self.model
+        hook_types = {type(hook).__name__ for hook in self.hooks}
+        if (getattr(model, 'distiller', None) is None) != ('DistillationHook' not in hook_types):
+            raise RuntimeError('distillation needs both distiller = dict(type=\'TeacherDistiller\''
+                               ', ...) in the config and dict(type=\'DistillationHook\') in '
+                               'custom_hooks; this config has only one of them')
         found = list(netaug_modules(model))
         if found and not any(isinstance(hook, NetAugHook) for hook in self.hooks) and \
                 not self.cfg.get('allow_netaug_without_hook', False):

@@ -53,26 +53,37 @@ def scaled(losses: LossDict, weight: float, prefix: str) -> LossDict:
     return result
 
 
-def run_pass(model: nn.Module, inputs: torch.Tensor, data_samples: list,
-             with_outputs: bool = False) -> PassOutputs:
-    """One forward pass of ``model``'s own loss on a batch.
-
-    With ``with_outputs`` the pass goes through the dense-head protocol of mmdet's single-stage
-    detectors (``extract_feat``, ``bbox_head(feats)``, ``bbox_head.loss_by_feat``), which is
-    what ``SingleStageDetector.loss`` runs, and returns the features and head outputs as well.
-    """
-    if not with_outputs:
-        return PassOutputs(type(model).loss(model, inputs, data_samples))
+def head_outputs(model: nn.Module, inputs: torch.Tensor) -> Tuple[tuple, tuple]:
+    """The features a single-stage detector feeds its dense head, and the head's raw outputs
+    (``extract_feat``, then ``bbox_head(feats)``, as ``SingleStageDetector.loss`` runs them)."""
     head = getattr(model, 'bbox_head', None)
     if not (callable(getattr(model, 'extract_feat', None))
             and callable(getattr(head, 'loss_by_feat', None))):
         raise TypeError(f'{type(model).__name__} has no extract_feat + bbox_head.loss_by_feat '
                         '(a single-stage detector with a dense head); distillation needs them')
-    feats = model.extract_feat(inputs)
-    outs = head(feats)
+    feats = tuple(model.extract_feat(inputs))
+    return feats, head(feats)
+
+
+def run_pass(model: nn.Module, inputs: torch.Tensor, data_samples: list,
+             with_outputs: bool = False) -> PassOutputs:
+    """One forward pass of ``model``'s own loss on a batch.
+
+    With ``with_outputs`` the pass goes through the dense-head protocol of mmdet's single-stage
+    detectors (:func:`head_outputs`, then ``bbox_head.loss_by_feat``), which is what
+    ``SingleStageDetector.loss`` runs, and returns the features and head outputs as well.
+    """
+    if not with_outputs:
+        return PassOutputs(type(model).loss(model, inputs, data_samples))
+    feats, outs = head_outputs(model, inputs)
     gt_instances, gt_instances_ignore, img_metas = unpack_gt_instances(data_samples)
-    losses = head.loss_by_feat(*outs, gt_instances, img_metas, gt_instances_ignore)
-    return PassOutputs(losses, tuple(feats), outs)
+    losses = model.bbox_head.loss_by_feat(*outs, gt_instances, img_metas, gt_instances_ignore)
+    return PassOutputs(losses, feats, outs)
+
+
+class TrainingOnlyModule(nn.Module):
+    """A submodule a model carries for training only (e.g. distillation adapters): trained and
+    checkpointed with the model, removed by ``export_plain_model`` (never in ``deploy.pth``)."""
 
 
 TrainTerm = Callable[[nn.Module, torch.Tensor, list, PassOutputs], LossDict]

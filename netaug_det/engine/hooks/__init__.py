@@ -1,4 +1,6 @@
-"""Training hooks: NetAugHook (NetAug training schedule, auxiliary loss and deployable export)."""
+"""Training hooks: NetAugHook (NetAug schedule, auxiliary loss, deployable export) and
+DistillationHook (teacher distillation)."""
+from .distillation_hook import DistillationHook
 from .netaug_hook import NetAugHook
 
-__all__ = ['NetAugHook']
+__all__ = ['NetAugHook', 'DistillationHook']

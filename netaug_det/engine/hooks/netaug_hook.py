@@ -21,6 +21,24 @@ TERM_NAME = 'netaug'
 _NOT_STARTED = 'not started'
 
 
+def save_deployable(runner, filename: str, source: str) -> None:
+    """Writes ``<work_dir>/<filename>``: the plain model (NetAug modules exported, training-only
+    modules dropped) of the EMA weights when an ``EMAHook`` runs, else of the model."""
+    if not is_main_process():
+        return
+    ema_hook = next((hook for hook in runner.hooks if isinstance(hook, EMAHook)), None)
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    meta = dict(epoch=runner.epoch, iter=runner.iter, seed=runner.seed)
+    if hasattr(runner.train_dataloader.dataset, 'metainfo'):
+        meta['dataset_meta'] = runner.train_dataloader.dataset.metainfo
+    path = osp.join(runner.work_dir, filename)
+    save_checkpoint(deployable_checkpoint(model if ema_hook is None else
+                                          ema_hook.ema_model.module, meta), path)
+    averaged = '' if ema_hook is None else ' (EMA weights)'
+    runner.logger.info(f'{source}: deployable model{averaged} saved to {path}; test it with the '
+                       f'baseline config: tools/test.py BASELINE_CONFIG {path}')
+
+
 def step_seed(seed: int, rank: int, step: int) -> int:
     """The seed of the augmented-model sampler at ``step`` on ``rank``: a well-mixed 64-bit
     function of the three, so that resuming at any step reproduces the samples."""
@@ -58,7 +76,7 @@ class NetAugHook(Hook):
     so ``--resume`` reproduces them; the seed is stored in checkpoints.
 
     A sort permutes the optimizer state (momentum, Adam moments), any gradient being accumulated
-    and an ``EMAHook``'s averaged copy with the parameters. The models outside the auxiliary pass
+    and an ``EMAHook``'s averaged copy with the parameters. The model outside the auxiliary pass
     is in base mode, so validation and testing see the base model; augmented passes leave every
     running statistic alone. At the end of training the hook writes
     ``<work_dir>/<deploy_filename>``: the plain model of the base widths (the ``EMAHook``'s
@@ -80,6 +98,9 @@ class NetAugHook(Hook):
         sync_sampling (bool): all ranks use the same augmented model. Defaults to False.
         aux_interval (int): run the auxiliary pass every this many iterations. Defaults to 1.
         seed (int, optional): seed of the sampler. Defaults to the run's seed.
+        self_distill (dict, optional): online self-distillation from the augmented model to the
+            base model (arguments of :class:`netaug_det.models.distillation.SelfDistillation`,
+            e.g. ``dict(rkd_distance=25.0, rkd_angle=50.0)``). Defaults to None (none).
         deploy_filename (str, optional): name of the deployable checkpoint written into the work
             dir after training; None writes none. Defaults to 'deploy.pth'.
     """
@@ -96,6 +117,7 @@ class NetAugHook(Hook):
                  sync_sampling: bool = False,
                  aux_interval: int = 1,
                  seed: Optional[int] = None,
+                 self_distill: Optional[dict] = None,
                  deploy_filename: Optional[str] = 'deploy.pth',
                  stop_aug_before_end: Optional[int] = None) -> None:
         if stop_aug_before_end is not None:
@@ -125,6 +147,7 @@ class NetAugHook(Hook):
         self.sync_sampling = sync_sampling
         self.aux_interval = aux_interval
         self.seed = seed
+        self.self_distill = self_distill
         self.deploy_filename = deploy_filename
         self.supernet: Optional[NetAugSupernet] = None
         self.term: Optional[NetAugAuxLoss] = None
@@ -147,7 +170,7 @@ class NetAugHook(Hook):
         """Finds the NetAug modules, adds the auxiliary term, seeds the sampler."""
         model = self._unwrapped(runner)
         self.supernet = NetAugSupernet(model)
-        self.term = NetAugAuxLoss(self.supernet, self.alpha)
+        self.term = NetAugAuxLoss(self.supernet, self.alpha, self.self_distill)
         TrainLoss.attach(model).add(TERM_NAME, self.term)
         self._by_epoch = not isinstance(runner.train_loop, IterBasedTrainLoop)
         if not self._by_epoch and self.sort_interval is None:
@@ -186,15 +209,8 @@ class NetAugHook(Hook):
         loss = TrainLoss.of(model)
         if loss is not None:
             loss.remove(TERM_NAME, self.term)
-        if self.deploy_filename is None or not is_main_process():
-            return
-        filename = osp.join(runner.work_dir, self.deploy_filename)
-        source = model if self._ema_hook is None else self._ema_hook.ema_model.module
-        save_checkpoint(deployable_checkpoint(source, self._run_meta(runner)), filename)
-        averaged = '' if self._ema_hook is None else ' (EMA weights)'
-        runner.logger.info(f'NetAugHook: deployable base model{averaged} saved to {filename}; '
-                           f'test it with the baseline config: tools/test.py BASELINE_CONFIG '
-                           f'{filename}')
+        if self.deploy_filename is not None:
+            save_deployable(runner, self.deploy_filename, 'NetAugHook')
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         checkpoint[CHECKPOINT_KEY] = dict(sampler_seed=self._sampler_seed,
@@ -233,11 +249,3 @@ class NetAugHook(Hook):
     def _unwrapped(runner) -> nn.Module:
         model = runner.model
         return model.module if is_model_wrapper(model) else model
-
-    @staticmethod
-    def _run_meta(runner) -> dict:
-        meta = dict(epoch=runner.epoch, iter=runner.iter, seed=runner.seed)
-        dataset = runner.train_dataloader.dataset
-        if hasattr(dataset, 'metainfo'):
-            meta['dataset_meta'] = dataset.metainfo
-        return meta

@@ -43,6 +43,10 @@ class YOLOV3SoftTargetLoss(nn.Module):
         w_n   = sigmoid(t_obj_n)  if teacher_obj_weight  else 1
         loss  = loss_weight * T**2 * (mean_n obj_n + sum_n w_n * cls_n / sum_n w_n)
 
+    With ``reduction='sum'`` the anchors are summed instead (``sum_n obj_n + sum_n w_n cls_n``),
+    the reduction of YOLOv3's own losses (``reduction='sum'`` over anchors and images in mmdet's
+    YOLOv3 configs), so that the distillation term has their scale at any input size and batch.
+
     The objectness term is a plain mean over all ``B * A * H * W`` anchors (the student learns
     where the teacher sees background too); the class term is a mean over anchors, weighted by
     the teacher's objectness (temperature 1) when ``teacher_obj_weight``, so that class targets
@@ -58,6 +62,7 @@ class YOLOV3SoftTargetLoss(nn.Module):
         teacher_obj_weight (bool): weight the class term by the teacher's objectness.
             Defaults to True.
         loss_weight (float): Defaults to 1.0.
+        reduction (str): 'mean' or 'sum' over anchors. Defaults to 'mean'.
 
     Shapes: ``forward(student, teacher)`` takes two raw prediction maps of the same level,
     both (B, A * (5 + C), H, W) in mmdet's layout (anchor-major: channel ``a * (5 + C) + k``,
@@ -65,11 +70,15 @@ class YOLOV3SoftTargetLoss(nn.Module):
     """
 
     def __init__(self, num_classes: int, temperature: float = 1.0,
-                 teacher_obj_weight: bool = True, loss_weight: float = 1.0) -> None:
+                 teacher_obj_weight: bool = True, loss_weight: float = 1.0,
+                 reduction: str = 'mean') -> None:
         super().__init__()
         if num_classes < 1 or temperature <= 0:
             raise ValueError(f'need num_classes >= 1 and temperature > 0, got {num_classes} '
                              f'and {temperature}')
+        if reduction not in ('mean', 'sum'):
+            raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+        self.reduction = reduction
         self.num_classes = num_classes
         self.temperature = temperature
         self.teacher_obj_weight = teacher_obj_weight
@@ -93,10 +102,10 @@ class YOLOV3SoftTargetLoss(nn.Module):
         temp = self.temperature
         obj = binary_kl_with_logits(s[:, :, 4] / temp, t[:, :, 4] / temp)  # (B, A, H, W)
         cls = binary_kl_with_logits(s[:, :, 5:] / temp, t[:, :, 5:] / temp).sum(dim=2)
-        if self.teacher_obj_weight:
-            weight = torch.sigmoid(t[:, :, 4])
-            cls_term = (weight * cls).sum() / weight.sum().clamp(min=torch.finfo(
-                weight.dtype).eps)
+        weight = torch.sigmoid(t[:, :, 4]) if self.teacher_obj_weight else torch.ones_like(cls)
+        if self.reduction == 'sum':
+            total = obj.sum() + (weight * cls).sum()
         else:
-            cls_term = cls.mean()
-        return self.loss_weight * temp ** 2 * (obj.mean() + cls_term)
+            total = obj.mean() + (weight * cls).sum() / weight.sum().clamp(
+                min=torch.finfo(weight.dtype).eps)
+        return self.loss_weight * temp ** 2 * total

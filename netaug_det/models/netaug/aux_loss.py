@@ -4,7 +4,8 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..train_loss import LossDict, PassOutputs, loss_total, run_pass, scaled
+from ..distillation import SelfDistillation
+from ..train_loss import LossDict, PassOutputs, head_outputs, loss_total, run_pass, scaled
 from .supernet import NetAugSupernet
 
 
@@ -18,18 +19,28 @@ class NetAugAuxLoss:
     multiplied by ``alpha``, plus ``aux_total`` (their sum) and ``aux_width`` (active over base
     channels of the sampled model), which are logged but not summed again.
 
+    With ``self_distill`` (the arguments of :class:`SelfDistillation`), the augmented model also
+    teaches the base model: ``self_kd_loss_*`` terms (their own weights, not ``alpha``) and
+    ``self_kd_total``; the sampled model's pass is the teacher, or an extra pass of the largest
+    model with ``teacher='max'``.
+
     Args:
         supernet (NetAugSupernet): the model's NetAug modules and their mode.
         alpha (float): weight of the auxiliary losses.
+        self_distill (dict, optional): self-distillation settings; None: none.
     """
 
-    needs_outputs = False
-
-    def __init__(self, supernet: NetAugSupernet, alpha: float) -> None:
+    def __init__(self, supernet: NetAugSupernet, alpha: float,
+                 self_distill: Optional[dict] = None) -> None:
         self.supernet = supernet
         self.alpha = alpha
         self.aug_mode: Optional[str] = None
         self.generator = torch.Generator()
+        self.self_distill = None
+        if self_distill is not None:
+            num_classes = getattr(getattr(supernet.model, 'bbox_head', None), 'num_classes', None)
+            self.self_distill = SelfDistillation(num_classes=num_classes, **self_distill)
+        self.needs_outputs = self.self_distill is not None
 
     def __call__(self, model: nn.Module, inputs: torch.Tensor, data_samples: list,
                  base: PassOutputs) -> LossDict:
@@ -41,4 +52,13 @@ class NetAugAuxLoss:
         losses = scaled(aux.losses, self.alpha, 'aux_')
         losses['aux_total'] = loss_total(losses).detach()
         losses['aux_width'] = torch.tensor(width, device=inputs.device)
+        if self.self_distill is not None:
+            teacher_feats, teacher_outs = aux.feats, aux.outs
+            if self.self_distill.teacher == 'max':
+                with self.supernet.augmented('max', None), \
+                        torch.set_grad_enabled(not self.self_distill.detach_teacher):
+                    teacher_feats, teacher_outs = head_outputs(model, inputs)
+            distill = self.self_distill(base, teacher_feats, teacher_outs)
+            losses.update(distill)
+            losses['self_kd_total'] = loss_total(distill).detach()
         return losses

@@ -18,6 +18,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.optim import Optimizer
 
 from ...version import __version__
+from ..train_loss import TrainingOnlyModule
 from .channels import ChannelPermutation, permute_named_tensors, permute_optimizer_state
 from .module import NETAUG_MODES, NetAugModule
 
@@ -130,21 +131,26 @@ class NetAugSupernet:
 
 def export_plain_model(model: nn.Module) -> nn.Module:
     """The deployable twin of ``model``: a copy whose NetAug modules are replaced by their
-    ``export()`` (the plain modules holding the base weights). A model without NetAug modules
-    is returned as it is."""
+    ``export()`` (the plain modules holding the base weights) and whose training-only modules
+    (``TrainingOnlyModule``, e.g. distillation adapters) are left out. A model with neither is
+    returned as it is."""
     found = netaug_modules(model)
-    if not found:
+    training_only = {name: module for name, module in model.named_children()
+                     if isinstance(module, TrainingOnlyModule)}
+    if not found and not training_only:
         return model
     if '' in found:
         return model.export()
-    # Copy everything but the NetAug modules (their exports replace them), and not a training
-    # loss bound to the instance.
-    memo = {id(module): None for module in found.values()}
+    # Copy everything but the NetAug modules (their exports replace them), the training-only
+    # modules and a training loss bound to the instance.
+    memo = {id(module): None for module in [*found.values(), *training_only.values()]}
     bound_loss = model.__dict__.get('loss')
     if bound_loss is not None:
         memo[id(bound_loss)] = None
     plain = copy.deepcopy(model, memo)
     plain.__dict__.pop('loss', None)
+    for name in training_only:
+        delattr(plain, name)
     for name, module in found.items():
         parent_name, _, child = name.rpartition('.')
         setattr(plain.get_submodule(parent_name), child, module.export())
