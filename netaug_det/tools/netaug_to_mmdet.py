@@ -3,8 +3,10 @@
 Usage:
     python -m netaug_det.tools.netaug_to_mmdet SRC DST --arch mbv2 [--widen-factor 0.35]
 
-The result loads with ``init_cfg=dict(type='Pretrained', checkpoint=DST)`` into
-``TinyMobileNetV2`` / ``TinyMobileNetV3`` and (into the base slices) their NetAug versions.
+``--arch`` is the official model name: mbv2, mbv3, tinymbv2, proxylessnas or mcunet. The result
+loads with ``init_cfg=dict(type='Pretrained', checkpoint=DST)`` into the matching plain backbone
+(``TinyMobileNetV2``, ``TinyMobileNetV3``, ``MobileNetV2Tiny``, ``ProxylessNASMobile``,
+``MCUNet``) and (into the base slices) its NetAug version.
 """
 import argparse
 from typing import List, Optional
@@ -12,11 +14,14 @@ from typing import List, Optional
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('src', help='official checkpoint (netaug/models/base MobileNetV2/V3)')
+    parser.add_argument('src', help='official checkpoint (a netaug/models/base model)')
     parser.add_argument('dst', help='output checkpoint for init_cfg Pretrained')
     parser.add_argument('--arch', required=True,
-                        help='official architecture: a key of OFFICIAL_ARCHS (mbv2, mbv3)')
-    parser.add_argument('--widen-factor', type=float, default=0.35)
+                        help='official architecture: a key of OFFICIAL_ARCHS (mbv2, mbv3, '
+                        'tinymbv2, proxylessnas, mcunet)')
+    parser.add_argument('--widen-factor', type=float, default=None,
+                        help="the checkpoint's width multiplier (default: the backbone's, 0.35 "
+                        'or 1.0 for mcunet)')
     return parser.parse_args(argv)
 
 

@@ -1,10 +1,11 @@
-"""Params and MACs of a detector's deployable network, counted with mmengine's jit analysis.
+"""Params and MACs of a detector's deployable network (or of a backbone as an ImageNet
+classifier), counted with mmengine's jit analysis.
 
 MACs are the multiply-accumulates of convolutions and linear layers only, the paper's convention:
 BatchNorm is folded into the preceding convolution at deployment and activations, additions,
 upsampling and pooling are free, so none of them is counted. One fused multiply-add counts once
-(mmengine's and fvcore's "flop"). The network is the tensor forward of backbone + neck + head
-(``mode='tensor'``): no data preprocessing, box decoding or NMS.
+(mmengine's and fvcore's "flop"). A detector's network is the tensor forward of backbone + neck +
+head (``mode='tensor'``): no data preprocessing, box decoding or NMS.
 """
 from typing import Dict, Union
 
@@ -16,6 +17,7 @@ from mmengine.analysis.jit_handles import (addmm_flop_jit, bmm_flop_jit, conv_fl
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from torch import nn
+from torch.nn import functional as F
 
 from ..models.netaug import export_plain_model
 
@@ -80,18 +82,63 @@ def get_detector_complexity(model: Union[str, Config, dict, nn.Module],
                          f'stride), got {input_size}')
     if not isinstance(model, nn.Module):
         model = build_detector(model)
-    deploy = export_plain_model(model)
-    was_training = deploy.training
-    deploy.eval()
+    return _forward_complexity(export_plain_model(model), input_size)
+
+
+def _forward_complexity(model: nn.Module, input_size: int) -> Dict[str, int]:
+    """``params`` of the layers that ``model``'s forward (in eval mode) runs on one
+    ``input_size`` x ``input_size`` image, and the conv and linear ``macs`` of that forward."""
+    was_training = model.training
+    model.eval()
     try:
-        inputs = torch.zeros(1, 3, input_size, input_size,
-                             device=next(deploy.parameters()).device)
-        analyzer = MACAnalyzer(deploy, (inputs, ))
+        inputs = torch.zeros(1, 3, input_size, input_size, device=next(model.parameters()).device)
+        analyzer = MACAnalyzer(model, (inputs, ))
         with torch.no_grad():
             macs = analyzer.total()
         unused = analyzer.uncalled_modules()
     finally:
-        deploy.train(was_training)
-    params = sum(param.numel() for name, param in deploy.named_parameters()
+        model.train(was_training)
+    params = sum(param.numel() for name, param in model.named_parameters()
                  if name.rpartition('.')[0] not in unused)
     return dict(params=params, macs=macs)
+
+
+class BackboneClassifier(nn.Module):
+    """An ImageNet classifier around a backbone, laid out as the official NetAug models' head:
+    the backbone's last output, global average pooling, a linear layer with bias.
+
+    Input (B, 3, H, W); output (B, num_classes) logits.
+    """
+
+    def __init__(self, backbone: nn.Module, num_classes: int = 1000) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.fc = nn.Linear(backbone.out_channels[-1], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> (B, num_classes)."""
+        return self.fc(F.adaptive_avg_pool2d(self.backbone(x)[-1], 1).flatten(1))
+
+
+def get_classifier_complexity(backbone: nn.Module, input_size: int,
+                              num_classes: int = 1000) -> Dict[str, int]:
+    """Params and MACs of ``backbone`` as an ImageNet classifier (:class:`BackboneClassifier`),
+    the convention of the NetAug paper's Table 1.
+
+    Args:
+        backbone (nn.Module): A MobileNet-style backbone (``layers``, ``out_indices``,
+            ``out_channels``) whose last returned layer is its deepest; a NetAug backbone is
+            measured through its ``export()``.
+        input_size (int): Side of the square input in pixels.
+        num_classes (int): Outputs of the linear layer. Defaults to 1000 (ImageNet).
+
+    Returns:
+        dict: ``params`` (every parameter of the classifier, BatchNorm's included) and
+        ``macs`` (conv and linear MACs, see the module docstring).
+    """
+    if backbone.out_indices[-1] != len(backbone.layers) - 1:
+        raise ValueError(f'a classifier needs the deepest layer ({backbone.layers[-1]}, index '
+                         f'{len(backbone.layers) - 1}) as the last of out_indices, got '
+                         f'{backbone.out_indices}')
+    return _forward_complexity(BackboneClassifier(export_plain_model(backbone), num_classes),
+                               input_size)

@@ -3,7 +3,8 @@
 One table per architecture (``arch_settings``) is turned into a :class:`MobileNetArch` (the widths
 of every layer) by ``build_arch``; :class:`InvertedResidualNet` builds the module tree from such an
 arch with mmcv's ``ConvModule`` and mmdet's ``InvertedResidual``. The NetAug backbones
-(``netaug_mobilenet.py``) build the very same tree from the widest arch with dynamic layers.
+(``netaug_mobilenet.py``) build the very same tree from the widest arch with dynamic layers. The
+TinyML backbones of the paper's Table 1 (``tinyml.py``) are built the same way.
 """
 import copy
 import warnings
@@ -45,27 +46,67 @@ def block_spec(in_channels: int,
                kernel_size: int,
                stride: int,
                act_cfg: dict,
-               se_channels: Optional[int] = None) -> BlockSpec:
+               se_channels: Optional[int] = None,
+               allow_shortcut: bool = True) -> BlockSpec:
     """A :class:`BlockSpec` with mmdet's rules: an expand conv when the hidden width differs from
-    the input width, an identity shortcut when stride is 1 and the width is kept."""
+    the input width, an identity shortcut when stride is 1 and the width is kept (and
+    ``allow_shortcut``: the official ProxylessNAS and MCUNet never give the first block of a
+    stage a shortcut)."""
     return BlockSpec(in_channels, mid_channels, out_channels, kernel_size, stride, act_cfg,
                      se_channels, mid_channels != in_channels,
-                     stride == 1 and in_channels == out_channels)
+                     allow_shortcut and stride == 1 and in_channels == out_channels)
+
+
+def inverted_residual_stages(
+        in_channels: int,
+        rows: Sequence[Tuple[Sequence[float], Sequence[int], int, int]],
+        widen_factor: float,
+        act_cfg: dict,
+        first_block_shortcut: bool = True) -> Tuple[Tuple[BlockSpec, ...], ...]:
+    """The stages of a table whose rows give each block's expand ratio and kernel size.
+
+    Args:
+        in_channels (int): Input channels of the first stage (the stem's width).
+        rows (Sequence[tuple]): Per stage: the expand ratio of each block, the kernel size of
+            each block, the output channels at ``widen_factor`` 1.0, the stride of the first block.
+        widen_factor (float): Output widths are ``make_divisible(channels * widen_factor, 8)``,
+            hidden widths ``make_divisible(round(expand_ratio * in_channels), 8)`` (official
+            NetAug rounding).
+        act_cfg (dict): Activation of every block.
+        first_block_shortcut (bool): False: the first block of a stage never gets an identity
+            shortcut (the official ProxylessNAS and MCUNet rule). Defaults to True (mmdet's).
+    """
+    stages = []
+    for expand_ratios, kernel_sizes, channels, stride in rows:
+        out_channels = make_divisible(channels * widen_factor, 8)
+        blocks = []
+        for i, (expand_ratio, kernel_size) in enumerate(zip(expand_ratios, kernel_sizes)):
+            mid_channels = make_divisible(round(expand_ratio * in_channels), 8)
+            blocks.append(block_spec(in_channels, mid_channels, out_channels, kernel_size,
+                                     stride if i == 0 else 1, act_cfg,
+                                     allow_shortcut=first_block_shortcut or i > 0))
+            in_channels = out_channels
+        stages.append(tuple(blocks))
+    return tuple(stages)
 
 
 @dataclass(frozen=True)
 class MobileNetArch:
-    """Every width of a MobileNet backbone: stem ``conv1``, ``layer1``..``layerN``, ``conv2``."""
+    """Every width of a MobileNet backbone: stem ``conv1``, ``layer1``..``layerN``, ``conv2``.
+
+    ``head_channels`` None means no final 1x1 ``conv2`` (MCUNet ends with an inverted block).
+    """
     stem_channels: int
     stem_act_cfg: dict
     stages: Tuple[Tuple[BlockSpec, ...], ...]
-    head_channels: int
-    head_act_cfg: dict
+    head_channels: Optional[int]
+    head_act_cfg: Optional[dict]
 
     @property
     def layer_channels(self) -> Tuple[int, ...]:
-        """Output channels of layer1..layerN and conv2 (what ``out_indices`` index)."""
-        return tuple(stage[-1].out_channels for stage in self.stages) + (self.head_channels, )
+        """Output channels of layer1..layerN and conv2 if any (what ``out_indices`` index)."""
+        head = () if self.head_channels is None else (self.head_channels, )
+        return tuple(stage[-1].out_channels for stage in self.stages) + head
 
     @property
     def blocks(self) -> Tuple[BlockSpec, ...]:
@@ -77,11 +118,12 @@ class InvertedResidualNet(BaseModule):
     """Shared body of the MobileNet backbones, built from a :class:`MobileNetArch`.
 
     Modules: ``conv1`` (3x3 stride-2 ConvModule), ``layer1``..``layerN`` (``nn.Sequential`` of
-    mmdet ``InvertedResidual``), ``conv2`` (1x1 ConvModule). Input (B, 3, H, W); output a tuple of
-    feature maps, one per ``out_indices`` entry (index i < N is ``layer{i+1}``, N is ``conv2``),
-    with ``out_channels`` channels. ``frozen_stages`` freezes ``conv1`` and ``layer1`` ..
-    ``layer{frozen_stages}`` (parameters and BN statistics); ``norm_eval`` keeps every BN in eval
-    mode during training.
+    mmdet ``InvertedResidual``), ``conv2`` (1x1 ConvModule; none when the arch's
+    ``head_channels`` is None). Input (B, 3, H, W); output a tuple of feature maps, one per
+    ``out_indices`` entry (index i < N is ``layer{i+1}``, N is ``conv2``), with ``out_channels``
+    channels. Each block's identity shortcut is the arch's ``with_shortcut``. ``frozen_stages``
+    freezes ``conv1`` and ``layer1`` .. ``layer{frozen_stages}`` (parameters and BN statistics);
+    ``norm_eval`` keeps every BN in eval mode during training.
     """
 
     # Squeeze-and-excitation as in the official MobileNetV3: ReLU, then hard-sigmoid
@@ -112,14 +154,16 @@ class InvertedResidualNet(BaseModule):
             init_cfg = dict(type='Pretrained', checkpoint=pretrained)
         super().__init__(init_cfg if init_cfg is not None else copy.deepcopy(self.default_init_cfg))
 
-        num_layers = len(arch.stages) + 1
+        num_stages = len(arch.stages)
+        num_layers = len(arch.layer_channels)
         out_indices = tuple(out_indices)
         if not out_indices or list(out_indices) != sorted(set(out_indices)) or not set(
                 out_indices) <= set(range(num_layers)):
+            layers = f'layer1..layer{num_stages}' + (', then conv2' if arch.head_channels else '')
             raise ValueError(f'out_indices must be increasing indices in range(0, {num_layers}) '
-                             f'(layer1..layer{num_layers - 1}, then conv2), got {out_indices}')
-        if frozen_stages not in range(-1, num_layers):
-            raise ValueError(f'frozen_stages must be in range(-1, {num_layers}), got '
+                             f'({layers}), got {out_indices}')
+        if frozen_stages not in range(-1, num_stages + 1):
+            raise ValueError(f'frozen_stages must be in range(-1, {num_stages + 1}), got '
                              f'{frozen_stages}')
         self.out_indices = out_indices
         self.frozen_stages = frozen_stages
@@ -134,9 +178,11 @@ class InvertedResidualNet(BaseModule):
                 *(self._make_block(spec, conv_cfg, norm_cfg, with_cp) for spec in stage))
             self.add_module(f'layer{i + 1}', layer)
             self.layers.append(f'layer{i + 1}')
-        self.conv2 = ConvModule(arch.stages[-1][-1].out_channels, arch.head_channels, 1,
-                                conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=arch.head_act_cfg)
-        self.layers.append('conv2')
+        if arch.head_channels is not None:
+            self.conv2 = ConvModule(arch.stages[-1][-1].out_channels, arch.head_channels, 1,
+                                    conv_cfg=conv_cfg, norm_cfg=norm_cfg,
+                                    act_cfg=arch.head_act_cfg)
+            self.layers.append('conv2')
         # Layers after the deepest output never run. They stay for state-dict compatibility
         # (mmdet's MobileNetV2, ImageNet checkpoints) and are frozen, so that DDP does not wait
         # for gradients they can never receive.
@@ -152,14 +198,20 @@ class InvertedResidualNet(BaseModule):
             se_cfg = dict(channels=spec.mid_channels,
                           ratio=spec.mid_channels / (spec.se_channels + 0.5),
                           conv_cfg=conv_cfg, act_cfg=self.se_act_cfg)
-        return InvertedResidual(spec.in_channels, spec.out_channels, spec.mid_channels,
-                                kernel_size=spec.kernel_size, stride=spec.stride, se_cfg=se_cfg,
-                                with_expand_conv=spec.with_expand_conv, conv_cfg=conv_cfg,
-                                norm_cfg=norm_cfg, act_cfg=spec.act_cfg, with_cp=with_cp)
+        block = InvertedResidual(spec.in_channels, spec.out_channels, spec.mid_channels,
+                                 kernel_size=spec.kernel_size, stride=spec.stride, se_cfg=se_cfg,
+                                 with_expand_conv=spec.with_expand_conv, conv_cfg=conv_cfg,
+                                 norm_cfg=norm_cfg, act_cfg=spec.act_cfg, with_cp=with_cp)
+        # The arch decides, not mmdet's width test: the official ProxylessNAS has a stage whose
+        # first block keeps its width without a shortcut, and the widths of a NetAug tree's
+        # widest block may meet by chance where the base block has none.
+        block.with_res_shortcut = spec.with_shortcut
+        return block
 
     def blocks(self) -> Tuple[InvertedResidual, ...]:
         """All inverted residual blocks, shallow to deep (the order of ``MobileNetArch.blocks``)."""
-        return tuple(block for name in self.layers[:-1] for block in getattr(self, name))
+        return tuple(block for name in self.layers if name.startswith('layer')
+                     for block in getattr(self, name))
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         """(B, 3, H, W) -> tuple of (B, out_channels[i], H / stride_i, W / stride_i)."""
@@ -257,19 +309,12 @@ class TinyMobileNetV2(InvertedResidualNet):
     @classmethod
     def build_arch(cls, widen_factor: float, act_cfg: dict) -> MobileNetArch:
         """Layer widths for ``widen_factor`` (official NetAug rounding, mmdet's conv2 width)."""
-        in_channels = stem_channels = make_divisible(32 * widen_factor, 8)
-        stages = []
-        for expand_ratio, channels, num_blocks, stride in cls.arch_settings:
-            out_channels = make_divisible(channels * widen_factor, 8)
-            blocks = []
-            for i in range(num_blocks):
-                mid_channels = make_divisible(round(expand_ratio * in_channels), 8)
-                blocks.append(block_spec(in_channels, mid_channels, out_channels, 3,
-                                         stride if i == 0 else 1, act_cfg))
-                in_channels = out_channels
-            stages.append(tuple(blocks))
+        stem_channels = make_divisible(32 * widen_factor, 8)
+        rows = [([expand_ratio] * num_blocks, [3] * num_blocks, channels, stride)
+                for expand_ratio, channels, num_blocks, stride in cls.arch_settings]
+        stages = inverted_residual_stages(stem_channels, rows, widen_factor, act_cfg)
         head_channels = int(1280 * widen_factor) if widen_factor > 1.0 else 1280
-        return MobileNetArch(stem_channels, act_cfg, tuple(stages), head_channels, act_cfg)
+        return MobileNetArch(stem_channels, act_cfg, stages, head_channels, act_cfg)
 
 
 @MODELS.register_module()

@@ -16,6 +16,7 @@ from ..netaug import (ChannelPermutation, DynamicBatchNorm2d, DynamicConv2d, Net
                       block_adapter)
 from ..netaug.module import FactorFn
 from .mobilenet import InvertedResidualNet, MobileNetArch, TinyMobileNetV2, TinyMobileNetV3
+from .tinyml import MCUNet, MobileNetV2Tiny, ProxylessNASMobile
 
 # SE layers never squeeze below this width (official NetAug DynamicSE.min_dim).
 SE_MIN_CHANNELS = 16
@@ -33,9 +34,9 @@ def augment_arch(base_arch: MobileNetArch, width_factor: FactorFn, expand_factor
     Factors are drawn in the official order: stem; per block the output width (blocks with an
     identity shortcut keep their input width instead), then the expand factor on the hidden
     width (relative to the block's active input width); SE widths follow their hidden width;
-    head last. The stem and the first ``num_fixed_stages - 1`` stages (frozen stages: a value
-    of ``frozen_stages + 1``) keep their base widths and draw nothing. Factors of 1.0 everywhere
-    give ``base_arch`` back.
+    head last (an arch without a final conv, as MCUNet's, draws none). The stem and the first
+    ``num_fixed_stages - 1`` stages (frozen stages: a value of ``frozen_stages + 1``) keep their
+    base widths and draw nothing. Factors of 1.0 everywhere give ``base_arch`` back.
     """
     fixed = num_fixed_stages > 0
     stem_channels = (base_arch.stem_channels
@@ -63,13 +64,16 @@ def augment_arch(base_arch: MobileNetArch, width_factor: FactorFn, expand_factor
                                   out_channels=out_channels, se_channels=se_channels))
             in_channels = out_channels
         stages.append(tuple(blocks))
+    head_channels = base_arch.head_channels
+    if head_channels is not None:
+        head_channels = _scale(head_channels, width_factor())
     return replace(base_arch, stem_channels=stem_channels, stages=tuple(stages),
-                   head_channels=_scale(base_arch.head_channels, width_factor()))
+                   head_channels=head_channels)
 
 
 def arch_channels(arch: MobileNetArch) -> int:
     """Output channels of every layer of ``arch``, summed (stem, hidden and block outputs, head)."""
-    return arch.stem_channels + arch.head_channels + sum(
+    return arch.stem_channels + (arch.head_channels or 0) + sum(
         spec.mid_channels + spec.out_channels for spec in arch.blocks)
 
 
@@ -146,7 +150,8 @@ class NetAugInvertedResidualNet(NetAugModule, InvertedResidualNet):
         self.conv1.conv.active_out_channels = arch.stem_channels
         for block, spec in zip(self.blocks(), arch.blocks):
             block_adapter(block).set_widths(block, spec)
-        self.conv2.conv.active_out_channels = arch.head_channels
+        if arch.head_channels is not None:
+            self.conv2.conv.active_out_channels = arch.head_channels
         self._active_arch = arch
 
     def _channel_counts(self) -> Tuple[int, int]:
@@ -223,6 +228,51 @@ class NetAugMobileNetV3(NetAugInvertedResidualNet):
                  *args,
                  aug_expand_list: Sequence[float] = (1.0, 1.6, 2.2, 2.8),
                  aug_width_mult_list: Sequence[float] = (1.0, 2.0, 3.0),
+                 **kwargs) -> None:
+        super().__init__(*args, aug_expand_list=aug_expand_list,
+                         aug_width_mult_list=aug_width_mult_list, **kwargs)
+
+
+@MODELS.register_module()
+class NetAugMobileNetV2Tiny(NetAugMobileNetV2):
+    """NetAug-capable :class:`MobileNetV2Tiny` (official ``NetAugTinyMobileNetV2``).
+
+    Takes the arguments of :class:`MobileNetV2Tiny` plus the aug lists of
+    :class:`NetAugMobileNetV2`, whose defaults are also the official ones for this model
+    (``netaug/bash/imagenet/tinymbv2.sh``); ``export()`` returns a :class:`MobileNetV2Tiny`.
+    """
+
+    plain_cls = MobileNetV2Tiny
+
+
+@MODELS.register_module()
+class NetAugProxylessNASMobile(NetAugMobileNetV2):
+    """NetAug-capable :class:`ProxylessNASMobile` (official ``NetAugProxylessNASMobile``).
+
+    Takes the arguments of :class:`ProxylessNASMobile` plus the aug lists of
+    :class:`NetAugMobileNetV2`, whose defaults are also the official ones for this model
+    (``netaug/bash/imagenet/proxylessnas-0.35.sh``); ``export()`` returns a
+    :class:`ProxylessNASMobile`.
+    """
+
+    plain_cls = ProxylessNASMobile
+
+
+@MODELS.register_module()
+class NetAugMCUNet(NetAugInvertedResidualNet):
+    """NetAug-capable :class:`MCUNet` (official ``NetAugMCUNet``; no final conv to widen).
+
+    Takes the arguments of :class:`MCUNet` plus ``aug_expand_list`` (default
+    (1.0, 1.6, 2.2, 2.8)) and ``aug_width_mult_list`` (default (1.0, 1.6, 2.2)), the official
+    ones (``netaug/bash/imagenet/mcunet.sh``); ``export()`` returns an :class:`MCUNet`.
+    """
+
+    plain_cls = MCUNet
+
+    def __init__(self,
+                 *args,
+                 aug_expand_list: Sequence[float] = (1.0, 1.6, 2.2, 2.8),
+                 aug_width_mult_list: Sequence[float] = (1.0, 1.6, 2.2),
                  **kwargs) -> None:
         super().__init__(*args, aug_expand_list=aug_expand_list,
                          aug_width_mult_list=aug_width_mult_list, **kwargs)

@@ -1,20 +1,30 @@
-"""Map official NetAug ImageNet checkpoints onto ``TinyMobileNetV2`` / ``TinyMobileNetV3``.
+"""Map official NetAug ImageNet checkpoints onto our plain backbones.
 
-The official models (``mit-han-lab/tinyml``, ``netaug/models/base/mbv2.py`` and ``mbv3.py``) name
-their layers ``backbone.input_stem.op_list.{0,1}``, ``backbone.stages.{s}.op_list.{b}.conv`` and
+The official models (``mit-han-lab/tinyml``, ``netaug/models/base/``: ``mbv2.py``, ``mbv3.py``,
+``tiny_mbv2.py``, ``proxylessnas.py``, ``mcunet.py``) name their layers
+``backbone.input_stem.op_list.{0,1}``, ``backbone.stages.{s}.op_list.{b}.conv`` and
 ``head.op_list.{i}``; inside a block ``inverted_conv``, ``depth_conv``, ``se_layer``
 (``reduce_conv``, ``expand_conv``) and ``point_conv``, each a ``conv`` plus a ``norm``. The
-classifier layers of the head have no counterpart in a detection backbone and are dropped.
+classifier layers of the head have no counterpart in a detection backbone and are dropped. The
+keys of :data:`OFFICIAL_ARCHS` are the official model names (``setup.py``'s ``build_model``,
+without the width suffix).
 """
 import re
 from collections import OrderedDict
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from torch import Tensor
 
 from .mobilenet import TinyMobileNetV2, TinyMobileNetV3
+from .tinyml import MCUNet, MobileNetV2Tiny, ProxylessNASMobile
 
-OFFICIAL_ARCHS = {'mbv2': TinyMobileNetV2, 'mbv3': TinyMobileNetV3}
+OFFICIAL_ARCHS = {
+    'mbv2': TinyMobileNetV2,
+    'mbv3': TinyMobileNetV3,
+    'tinymbv2': MobileNetV2Tiny,
+    'proxylessnas': ProxylessNASMobile,
+    'mcunet': MCUNet,
+}
 
 _COMMON_PREFIXES = (
     (r'backbone\.input_stem\.op_list\.0\.', lambda m: 'conv1.'),
@@ -22,12 +32,17 @@ _COMMON_PREFIXES = (
     (r'backbone\.stages\.(\d+)\.op_list\.(\d+)\.conv\.',
      lambda m: f'layer{int(m[1]) + 2}.{m[2]}.'),
 )
-# MobileNetV2's head starts with the 320-channel block (our layer7), then the 1280 conv;
-# MobileNetV3's head starts with the 960 conv. Later head layers are the classifier.
+# The heads of MobileNetV2, MobileNetV2-Tiny and ProxylessNAS start with an inverted block (our
+# layer7), then the final 1x1 conv; MCUNet's has the block only; MobileNetV3's starts with the
+# 960 conv. Later head layers are the classifier.
+_HEAD_BLOCK = (r'head\.op_list\.0\.conv\.', lambda m: 'layer7.0.')
+_BLOCK_THEN_CONV = (_HEAD_BLOCK, (r'head\.op_list\.1\.', lambda m: 'conv2.'))
 _HEAD_PREFIXES = {
-    'mbv2': ((r'head\.op_list\.0\.conv\.', lambda m: 'layer7.0.'),
-             (r'head\.op_list\.1\.', lambda m: 'conv2.')),
+    'mbv2': _BLOCK_THEN_CONV,
     'mbv3': ((r'head\.op_list\.0\.', lambda m: 'conv2.'), ),
+    'tinymbv2': _BLOCK_THEN_CONV,
+    'proxylessnas': _BLOCK_THEN_CONV,
+    'mcunet': (_HEAD_BLOCK, ),
 }
 _RENAMES = {
     'inverted_conv': 'expand_conv',
@@ -53,19 +68,22 @@ def _convert_key(key: str, arch: str) -> str:
                    'right --arch, or a checkpoint saved from netaug/models/base.')
 
 
-def convert_official_netaug(state_dict: Dict[str, Tensor], arch: str,
-                            widen_factor: float = 0.35) -> Tuple[Dict[str, Tensor], List[str]]:
+def convert_official_netaug(
+        state_dict: Dict[str, Tensor], arch: str,
+        widen_factor: Optional[float] = None) -> Tuple[Dict[str, Tensor], List[str]]:
     """Rename an official NetAug base-model state dict to our plain backbone's names.
 
     Args:
         state_dict (dict): The official model's state dict (a ``module.`` prefix is removed).
-        arch (str): 'mbv2' or 'mbv3'.
-        widen_factor (float): The checkpoint's width multiplier; the result is checked by loading
-            it strictly into the matching plain backbone.
+        arch (str): A key of :data:`OFFICIAL_ARCHS`: 'mbv2', 'mbv3', 'tinymbv2', 'proxylessnas'
+            or 'mcunet'.
+        widen_factor (float, optional): The checkpoint's width multiplier; None means the
+            backbone's default (0.35, or 1.0 for MCUNet). The result is checked by loading it
+            strictly into the matching plain backbone.
 
     Returns:
-        tuple: The converted state dict (keys of ``TinyMobileNetV2`` / ``TinyMobileNetV3``) and
-        the dropped classifier keys.
+        tuple: The converted state dict (keys of the backbone ``OFFICIAL_ARCHS[arch]``) and the
+        dropped classifier keys.
     """
     if arch not in OFFICIAL_ARCHS:
         raise ValueError(f'arch must be one of {sorted(OFFICIAL_ARCHS)}, got {arch!r}')
@@ -77,5 +95,6 @@ def convert_official_netaug(state_dict: Dict[str, Tensor], arch: str,
             converted[new_key] = tensor
         else:
             dropped.append(key)
-    OFFICIAL_ARCHS[arch](widen_factor=widen_factor).load_state_dict(converted)
+    width = {} if widen_factor is None else dict(widen_factor=widen_factor)
+    OFFICIAL_ARCHS[arch](**width).load_state_dict(converted)
     return converted, dropped
