@@ -45,6 +45,13 @@ def test_main_job_over_two_seeds_then_cached_comparison(tmp_path, tiny_options, 
     assert runs['netaug']['runs'][0]['checkpoint'].endswith('deploy.pth')
     rows = [line for line in printed.splitlines() if line.startswith('| netaug')]
     assert len(rows) == 1 and '(2)' in rows[0]  # mean ± sd over 2 seeds
+    # the baseline once more, for as many epochs as NetAug's time allowed, seed by seed
+    for seed, base, netaug in zip((0, 1), runs['baseline']['runs'], runs['netaug']['runs']):
+        epochs = round(netaug['train_time_s'] / base['train_time_s'])
+        equal = json.load(open(osp.join(work_dir, 'baseline_equal_time', f's{seed}',
+                                        'result.json')))
+        assert f'train_cfg.max_epochs={max(epochs, 1)}' in equal['spec']['train_options']
+    assert any(line.startswith('| baseline, equal time') for line in printed.splitlines())
     assert matplotlib.image.imread(osp.join(work_dir, 'comparison.png')).ndim == 3
 
     # the same runs by another tool: read back from result.json, nothing trained again

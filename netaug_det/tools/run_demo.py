@@ -1,15 +1,17 @@
 """The main job: baseline vs NetAug YOLOv3-MobileNetV2-w0.35 on the demo data, over seeds, on CPU.
 
 ``python -m netaug_det.tools.run_demo [--seeds 0 1 2] [--work-dir work_dirs/demo]
-[--cfg-options KEY=VALUE ...]``
+[--no-equal-time] [--cfg-options KEY=VALUE ...]``
 
-Generates ``data/demo/`` when it is missing, trains ``configs/demo/yolov3_mbv2_demo.py`` and
-``configs/demo/yolov3_mbv2_netaug_demo.py`` (each at the learning rate its config sets, tuned per
-method by ``lr_grid``: docs/demo.md) once per seed, evaluates each deployable model (the
-baseline's final checkpoint, NetAug's ``deploy.pth``, both in the baseline architecture) on the
-val and train splits, and prints a table of mean ± sd over seeds with the seeds and learning
-rates used. Runs, logs and ``comparison.{md,json,png}`` land in the work dir; finished runs are
-read back, not trained again.
+Generates ``data/demo/`` when it is missing, then for every seed trains
+``configs/demo/yolov3_mbv2_demo.py`` and ``configs/demo/yolov3_mbv2_netaug_demo.py`` (each at the
+learning rate its config sets, tuned per method by ``lr_grid``: docs/demo.md) and the baseline
+once more for as long as NetAug took on this machine in this run (proportionally more epochs,
+the same schedule shape: "baseline, equal time"). Each deployable model (the baseline's final
+checkpoint, NetAug's ``deploy.pth``, both in the baseline architecture) is evaluated on the val and
+train splits, and a table of mean ± sd over seeds is printed with the seeds and learning rates
+used. Runs, logs and ``comparison.{md,json,png}`` land in the work dir; finished runs are read
+back, not trained again.
 """
 import argparse
 from typing import List, Optional
@@ -27,6 +29,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--seeds', type=int, nargs='+', default=[0],
                         help='randomness.seed of the runs (default: 0, to fit the time budget)')
     parser.add_argument('--work-dir', default='work_dirs/demo', help='runs, logs and the table')
+    parser.add_argument('--no-equal-time', action='store_true',
+                        help='skip the baseline trained for as long as NetAug took')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -40,12 +44,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     import os
+    import os.path as osp
     import time
 
     from netaug_det.datasets import ensure_demo_dataset
-    from netaug_det.utils.compare import Method, run_methods, write_comparison
+    from netaug_det.utils.compare import Method, MethodResult, run_methods, write_comparison
     from netaug_det.utils.complexity import build_detector, get_detector_complexity
-    from netaug_det.utils.experiments import load_merged
+    from netaug_det.utils.experiments import RunSpec, epoch_options, load_merged, run_experiment
     from netaug_det.utils.paths import project_path
 
     start = time.perf_counter()
@@ -55,20 +60,40 @@ def main(argv: Optional[List[str]] = None) -> None:
     data = ensure_demo_dataset(cfg.data_root)['splits']
     print(f'[demo] data in {cfg.data_root}: {data}', flush=True)
     methods = [Method('baseline', baseline), Method('netaug', netaug)]
-    lrs = {method.name: load_merged(method.config, args.cfg_options).optim_wrapper.optimizer
-           for method in methods}
     results = run_methods(methods, baseline, args.seeds, args.work_dir, args.cfg_options,
                           ('val', 'train'))
+    epochs = {'baseline': [cfg.train_cfg.max_epochs] * len(args.seeds),
+              'netaug': [cfg.train_cfg.max_epochs] * len(args.seeds)}
+    if not args.no_equal_time:
+        equal = Method('baseline, equal time', baseline)
+        runs = []
+        for seed, base_run, netaug_run in zip(args.seeds, *(r.runs for r in results)):
+            ratio = netaug_run['train_time_s'] / base_run['train_time_s']
+            seed_epochs = max(1, round(cfg.train_cfg.max_epochs * ratio))
+            epochs.setdefault(equal.name, []).append(seed_epochs)
+            runs.append(run_experiment(
+                RunSpec(baseline, baseline, osp.join(args.work_dir, 'baseline_equal_time',
+                                                     f's{seed}'), seed, tuple(args.cfg_options),
+                        tuple(epoch_options(cfg, seed_epochs)), ('val', 'train')),
+                prefix=f'[baseline equal time s{seed}] '))
+        results.append(MethodResult(equal, runs))
+    lrs = {method.name: load_merged(method.config, args.cfg_options).optim_wrapper.optimizer
+           for method in methods}
     complexity = get_detector_complexity(build_detector(cfg), cfg.input_size)
     optimizers = ', '.join(f"{name} {optimizer['type']} lr={optimizer['lr']:g}"
                            for name, optimizer in lrs.items())
     notes = (f'{len(args.seeds)} seed(s) {args.seeds}; {optimizers}; AP50 in % at '
              f'{cfg.input_size}x{cfg.input_size}, mean ± sd (n) over seeds, each deployable '
              f'model evaluated in the baseline architecture ({complexity["params"] / 1e6:.3f} M '
-             f'params, {complexity["macs"] / 1e6:.1f} M MACs for both); train time and peak '
-             'memory of the training process.')
+             f'params, {complexity["macs"] / 1e6:.1f} M MACs for all); train time and peak '
+             'memory of the training process; "baseline, equal time": the baseline config '
+             'trained for as many epochs as fit in the time NetAug took (same seed, same '
+             'schedule shape).')
+    column = {name: ', '.join(str(e) for e in sorted(set(values)))
+              for name, values in epochs.items()}
     paths = write_comparison(results, args.work_dir,
-                             'Baseline vs NetAug, YOLOv3-MobileNetV2-w0.35, demo data', notes)
+                             'Baseline vs NetAug, YOLOv3-MobileNetV2-w0.35, demo data', notes,
+                             extra_columns={'epochs': column})
     with open(paths['md']) as f:
         print(f.read())
     print(f'saved to {", ".join(paths.values())}; '

@@ -216,3 +216,21 @@ def run_experiment(spec: RunSpec, prefix: str = '',
         json.dump(result, f, indent=2)
     os.replace(result_path + '.part', result_path)
     return result
+
+
+def epoch_options(cfg: Config, epochs: int) -> List[str]:
+    """``KEY=VALUE`` overrides that train ``cfg`` for ``epochs`` epochs with the same schedule
+    shape: ``train_cfg.max_epochs`` (and a ``val_interval`` equal to it), and every epoch-based
+    parameter scheduler that ends at the last epoch ends at the new one, its milestones scaled."""
+    old = cfg.train_cfg.max_epochs
+    options = [f'train_cfg.max_epochs={epochs}']
+    if cfg.train_cfg.get('val_interval') == old:
+        options.append(f'train_cfg.val_interval={epochs}')
+    for index, scheduler in enumerate(cfg.get('param_scheduler') or []):
+        if not scheduler.get('by_epoch', True) or scheduler.get('end') != old:
+            continue
+        options.append(f'param_scheduler.{index}.end={epochs}')
+        if 'milestones' in scheduler:
+            milestones = [round(m * epochs / old) for m in scheduler.milestones]
+            options.append(f'param_scheduler.{index}.milestones={milestones}'.replace(' ', ''))
+    return options
