@@ -4,4 +4,4 @@
 # terms about a tenth of the detection loss at the start of training (docs/distillation.md).
 _base_ = './yolov3_mbv2_netaug_demo.py'
 
-custom_hooks = [dict(type='NetAugHook', self_distill=dict(rkd_distance=25.0, rkd_angle=50.0))]
+custom_hooks = [dict(type='NetAugHook', self_distill=dict(rkd_distance=3000.0, rkd_angle=4000.0))]
