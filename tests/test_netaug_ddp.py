@@ -40,7 +40,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def run_rank(out_dir: str, sync_sampling: bool) -> None:
+def run_rank(out_dir: str, sync_sampling: bool, release_base_graph: bool) -> None:
     """One DDP rank: two NetAug iterations (checkpoint after each); saves its parameters and the
     gradient buckets all-reduced in each iteration."""
     torch.set_num_threads(1)
@@ -50,7 +50,8 @@ def run_rank(out_dir: str, sync_sampling: bool) -> None:
                         sampler=DefaultSampler(dataset, shuffle=False))
     runner = make_runner(
         out_dir, build_detector(out_indices=OUT_INDICES),
-        hooks=[netaug(alpha=ALPHA, sort_channels=False, seed=SEED, sync_sampling=sync_sampling)],
+        hooks=[netaug(alpha=ALPHA, sort_channels=False, seed=SEED, sync_sampling=sync_sampling,
+                      release_base_graph=release_base_graph)],
         train_cfg=dict(by_epoch=False, max_iters=2), checkpoint_interval=1,
         train_dataloader=loader, launcher='pytorch',
         # CPU DDP: no device_ids (mmengine's default passes LOCAL_RANK, which DDP refuses on CPU)
@@ -89,14 +90,15 @@ def reference_step(sync_sampling: bool) -> dict:
     return dict(model.named_parameters())
 
 
-@pytest.mark.parametrize('sync_sampling', [False, True], ids=['per-rank', 'synced'])
-def test_ddp_step_equals_averaged_reference(tmp_path, sync_sampling):
+@pytest.mark.parametrize('sync_sampling, release_base_graph', [
+    (False, False), (True, False), (False, True)], ids=['per-rank', 'synced', 'released'])
+def test_ddp_step_equals_averaged_reference(tmp_path, sync_sampling, release_base_graph):
     python_path = os.pathsep.join([REPO_ROOT, os.environ.get('PYTHONPATH', '')])
     env = dict(os.environ, PYTHONPATH=python_path, OMP_NUM_THREADS='1')
     subprocess.run(
         [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
          '--master_addr', '127.0.0.1', '--master_port', str(free_port()), __file__,
-         str(tmp_path), str(int(sync_sampling))],
+         str(tmp_path), str(int(sync_sampling)), str(int(release_base_graph))],
         env=env, check=True, timeout=300)
 
     after_first = _load_checkpoint(str(tmp_path / 'iter_1.pth'), map_location='cpu')
@@ -117,4 +119,4 @@ def test_ddp_step_equals_averaged_reference(tmp_path, sync_sampling):
 
 
 if __name__ == '__main__':
-    run_rank(sys.argv[1], bool(int(sys.argv[2])))
+    run_rank(sys.argv[1], bool(int(sys.argv[2])), bool(int(sys.argv[3])))

@@ -525,3 +525,23 @@ def test_fp16_amp_step_on_cuda_matches_fp32(tmp_path):
     for name, tensor in runs['fp32'][1].items():
         if tensor.is_floating_point():
             torch.testing.assert_close(runs['amp'][1][name], tensor, rtol=5e-2, atol=5e-3)
+
+
+@pytest.mark.parametrize('optim_wrapper', [
+    dict(optimizer=SGD),
+    dict(optimizer=SGD, clip_grad=dict(max_norm=0.1), accumulative_counts=2),
+], ids=['sgd', 'clip+accumulate'])
+def test_releasing_the_base_graph_gives_the_same_update(tmp_path, optim_wrapper):
+    """release_base_graph takes the base gradient before the auxiliary pass (freeing the base
+    activations): the parameters after 4 steps equal the ordinary step's, clipping and gradient
+    accumulation included (float summation order aside)."""
+    train_cfg = dict(by_epoch=False, max_iters=4)
+    states = []
+    for name, release in (('released', True), ('ordinary', False)):
+        runner = make_runner(tmp_path / name, build_detector(),
+                             hooks=[netaug(sort_channels=False, seed=2,
+                                           release_base_graph=release)],
+                             train_cfg=train_cfg, optim_wrapper=copy.deepcopy(optim_wrapper))
+        runner.train()
+        states.append(unwrapped_state(runner))
+    assert_same_state(*states, rtol=1e-4, atol=1e-6)

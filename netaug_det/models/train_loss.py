@@ -81,6 +81,46 @@ def run_pass(model: nn.Module, inputs: torch.Tensor, data_samples: list,
     return PassOutputs(losses, feats, outs)
 
 
+class _InjectGradients(torch.autograd.Function):
+    """Returns ``value`` unchanged; in backward, hands the upstream gradient times the stored
+    ``grads`` to ``params``, so they reach the parameters through autograd (and DDP's hooks)."""
+
+    @staticmethod
+    def forward(ctx, value: torch.Tensor, grads: tuple, *params: torch.Tensor) -> torch.Tensor:
+        ctx.grads = grads
+        return value.clone()
+
+    @staticmethod
+    def backward(ctx, upstream: torch.Tensor) -> tuple:
+        return (None, None, *[None if grad is None else grad * upstream for grad in ctx.grads])
+
+
+def release_graph(losses: LossDict, model: nn.Module) -> LossDict:
+    """``losses`` with their graph released: the gradient of their sum with respect to the
+    model's parameters is computed now (nothing accumulates into ``.grad`` yet), every entry is
+    detached, and one summed entry carries that gradient to the parameters when the final loss
+    is backpropagated, multiplied by whatever scales it (``accumulative_counts``, AMP's loss
+    scale). The update is the one of the unreleased losses; the activations behind them are
+    freed before the rest of the step. Under fp16 autocast the early gradient is taken from the
+    sum times 2**16 (then divided back), like a loss scale, so that it does not underflow.
+    """
+    total = loss_total(losses)
+    params = [param for param in model.parameters() if param.requires_grad]
+    fp16 = torch.is_autocast_enabled('cuda') and torch.get_autocast_dtype('cuda') == torch.float16
+    prescale = 2.0 ** 16 if fp16 else 1.0
+    grads = torch.autograd.grad(total * prescale, params, allow_unused=True)
+    grads = tuple(None if grad is None else grad / prescale for grad in grads)
+    released = {name: value.detach() if isinstance(value, torch.Tensor) else
+                [item.detach() for item in value] for name, value in losses.items()}
+    carrier = next(name for name in released if 'loss' in name)
+    value = released[carrier]
+    if isinstance(value, torch.Tensor):
+        released[carrier] = _InjectGradients.apply(value, grads, *params)
+    else:
+        released[carrier] = [_InjectGradients.apply(value[0], grads, *params), *value[1:]]
+    return released
+
+
 class TrainingOnlyModule(nn.Module):
     """A submodule a model carries for training only (e.g. distillation adapters): trained and
     checkpointed with the model, removed by ``export_plain_model`` (never in ``deploy.pth``)."""
@@ -94,12 +134,18 @@ class TrainLoss:
 
     A term is a callable ``term(model, inputs, data_samples, base) -> dict`` (``base`` is the
     base pass's :class:`PassOutputs`); a term with ``needs_outputs = True`` makes the base pass
-    keep features and head outputs. Terms run in the order they were added.
+    keep features and head outputs. Terms run in the order they were added, except that terms
+    with ``after_base_release = True`` (NetAug's auxiliary pass) run after all the others.
+
+    With ``release_base_graph`` (lower peak memory, the same update), the gradient of everything
+    computed before those terms is taken right away (:func:`release_graph`), so the base pass's
+    activations are freed before the auxiliary pass runs.
     """
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
         self.terms: Dict[str, TrainTerm] = {}
+        self.release_base_graph = False
 
     @classmethod
     def of(cls, model: nn.Module) -> Optional['TrainLoss']:
@@ -136,6 +182,13 @@ class TrainLoss:
         base = run_pass(self.model, inputs, data_samples, with_outputs)
         losses = dict(base.losses)
         losses['base_total'] = loss_total(base.losses).detach()
+        late = [term for term in self.terms.values() if getattr(term, 'after_base_release', False)]
         for term in self.terms.values():
+            if term not in late:
+                losses.update(term(self.model, inputs, data_samples, base))
+        if self.release_base_graph and late and torch.is_grad_enabled():
+            losses = release_graph(losses, self.model)
+            base = PassOutputs(losses)
+        for term in late:
             losses.update(term(self.model, inputs, data_samples, base))
         return losses

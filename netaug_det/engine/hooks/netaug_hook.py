@@ -101,6 +101,10 @@ class NetAugHook(Hook):
         self_distill (dict, optional): online self-distillation from the augmented model to the
             base model (arguments of :class:`netaug_det.models.distillation.SelfDistillation`,
             e.g. ``dict(rkd_distance=25.0, rkd_angle=50.0)``). Defaults to None (none).
+        release_base_graph (bool): lower peak memory, the same update: the base pass's gradient
+            is taken before the auxiliary pass runs, freeing its activations
+            (:func:`netaug_det.models.train_loss.release_graph`). Not with ``self_distill``,
+            which compares the two passes. Defaults to False.
         deploy_filename (str, optional): name of the deployable checkpoint written into the work
             dir after training; None writes none. Defaults to 'deploy.pth'.
     """
@@ -118,6 +122,7 @@ class NetAugHook(Hook):
                  aux_interval: int = 1,
                  seed: Optional[int] = None,
                  self_distill: Optional[dict] = None,
+                 release_base_graph: bool = False,
                  deploy_filename: Optional[str] = 'deploy.pth',
                  stop_aug_before_end: Optional[int] = None) -> None:
         if stop_aug_before_end is not None:
@@ -138,6 +143,10 @@ class NetAugHook(Hook):
             raise ValueError(f'NetAugHook: sort_interval must be >= 1 or None, got {sort_interval}')
         if aux_interval < 1:
             raise ValueError(f'NetAugHook: aux_interval must be >= 1, got {aux_interval}')
+        if release_base_graph and self_distill is not None:
+            raise ValueError('NetAugHook: release_base_graph frees the base pass before the '
+                             'augmented pass, which self_distill compares it with; use one of '
+                             'them')
         self.alpha = alpha
         self.width_aug_ratio = width_aug_ratio
         self.stop_aug_ratio = stop_aug_ratio
@@ -148,6 +157,7 @@ class NetAugHook(Hook):
         self.aux_interval = aux_interval
         self.seed = seed
         self.self_distill = self_distill
+        self.release_base_graph = release_base_graph
         self.deploy_filename = deploy_filename
         self.supernet: Optional[NetAugSupernet] = None
         self.term: Optional[NetAugAuxLoss] = None
@@ -171,7 +181,9 @@ class NetAugHook(Hook):
         model = self._unwrapped(runner)
         self.supernet = NetAugSupernet(model)
         self.term = NetAugAuxLoss(self.supernet, self.alpha, self.self_distill)
-        TrainLoss.attach(model).add(TERM_NAME, self.term)
+        loss = TrainLoss.attach(model)
+        loss.add(TERM_NAME, self.term)
+        loss.release_base_graph = self.release_base_graph
         self._by_epoch = not isinstance(runner.train_loop, IterBasedTrainLoop)
         if not self._by_epoch and self.sort_interval is None:
             self.sort_interval = len(runner.train_dataloader)
@@ -208,6 +220,7 @@ class NetAugHook(Hook):
         model = self._unwrapped(runner)
         loss = TrainLoss.of(model)
         if loss is not None:
+            loss.release_base_graph = False
             loss.remove(TERM_NAME, self.term)
         if self.deploy_filename is not None:
             save_deployable(runner, self.deploy_filename, 'NetAugHook')

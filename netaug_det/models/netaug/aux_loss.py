@@ -30,6 +30,9 @@ class NetAugAuxLoss:
         self_distill (dict, optional): self-distillation settings; None: none.
     """
 
+    # runs after the base pass's graph is released when TrainLoss.release_base_graph is on
+    after_base_release = True
+
     def __init__(self, supernet: NetAugSupernet, alpha: float,
                  self_distill: Optional[dict] = None) -> None:
         self.supernet = supernet
