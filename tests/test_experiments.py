@@ -36,7 +36,8 @@ def test_main_job_over_two_seeds_then_cached_comparison(tmp_path, tiny_options, 
     work_dir = str(tmp_path / 'demo')
     run_demo.main(['--seeds', '0', '1', '--work-dir', work_dir, '--cfg-options', *tiny_options])
     printed = capsys.readouterr().out
-    assert '2 seed(s) [0, 1]' in printed and 'baseline AdamW lr=0.002' in printed
+    assert '2 seed(s) [0, 1]' in printed and 'baseline AdamW lr=0.016' in printed
+    assert 'netaug AdamW lr=0.004' in printed
     with open(osp.join(work_dir, 'comparison.json')) as f:
         runs = json.load(f)
     assert [run['spec']['seed'] for run in runs['netaug']['runs']] == [0, 1]
@@ -68,13 +69,13 @@ def test_lr_grid_reports_every_cell_and_each_best(tmp_path, tiny_options):
                   work_dir, '--cfg-options', *tiny_options])
     with open(osp.join(work_dir, 'lr_grid.json')) as f:
         grid = json.load(f)
-    assert grid['grid'] == {'baseline': [0.002, 0.008], 'netaug': [0.002, 0.008]}
+    assert grid['grid'] == {'baseline': [0.016, 0.064], 'netaug': [0.004, 0.016]}
     for method in ('baseline', 'netaug'):
         cells = grid['cells'][method]
-        assert set(cells) == {'0.002', '0.008'} and all(len(v) == 1 for v in cells.values())
+        assert len(cells) == 2 and all(len(v) == 1 for v in cells.values())
         best = max(cells, key=lambda lr: (cells[lr][0], -float(lr)))
         assert grid['best_lr'][method] == float(best)
     with open(osp.join(work_dir, 'lr_grid.md')) as f:
         report = f.read()
-    assert '| x4 | 0.008 |' in report and 'NetAug at its best minus baseline at its best' in report
-    assert osp.isfile(osp.join(work_dir, 'netaug', 'lr0.008', 's0', 'deploy.pth'))
+    assert '| x4 | 0.064 |' in report and 'NetAug at its best minus baseline at its best' in report
+    assert osp.isfile(osp.join(work_dir, 'netaug', 'lr0.016', 's0', 'deploy.pth'))
