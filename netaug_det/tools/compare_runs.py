@@ -7,7 +7,8 @@
 Each ``--run`` is a method: a name, its training config and training-only overrides (e.g. its own
 learning rate). Every method is trained with every seed into ``DIR/<name>/s<seed>/`` and its
 deployable checkpoint evaluated under ``--test-config``; finished runs are read back, so an
-interrupted comparison continues where it stopped. Writes ``DIR/comparison.{md,json,png}``.
+interrupted comparison continues where it stopped, and comparisons sharing a work dir share
+their runs. Writes ``comparison.{md,json,png}`` into ``--out-dir`` (default: the work dir).
 Used for the ablations in docs/ (distillation, training-cost knobs, pretrained starts).
 """
 import argparse
@@ -22,7 +23,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--test-config', required=True,
                         help='config that evaluates every deployable checkpoint (the baseline)')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0])
-    parser.add_argument('--work-dir', required=True)
+    parser.add_argument('--work-dir', required=True, help='runs: WORK_DIR/<name>/s<seed>/')
+    parser.add_argument('--out-dir', help='where the report goes (default: WORK_DIR); runs '
+                        'shared by several comparisons stay in one WORK_DIR')
     parser.add_argument('--splits', nargs='+', default=['val'], choices=['val', 'train'])
     parser.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
                         help='overrides for every method, training and testing')
@@ -41,7 +44,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     methods = [Method(run[0], run[1], tuple(run[2:])) for run in args.run]
     results = run_methods(methods, args.test_config, args.seeds, args.work_dir,
                           args.cfg_options, args.splits)
-    paths = write_comparison(results, args.work_dir, args.title,
+    paths = write_comparison(results, args.out_dir or args.work_dir, args.title,
                              notes=f'Seeds {args.seeds}; AP50 in %, mean ± sd (n).')
     with open(paths['md']) as f:
         print(f.read())

@@ -30,7 +30,9 @@ BASELINE = 'yolov3_mbv2_demo.py'
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Distillation ablation on the demo data')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    parser.add_argument('--work-dir', default='work_dirs/distill_ablation')
+    parser.add_argument('--work-dir', default='work_dirs/distill_ablation',
+                        help='runs: WORK_DIR/<method>/s<seed>/ (the teacher in WORK_DIR/teacher)')
+    parser.add_argument('--out-dir', help='where the report goes (default: WORK_DIR)')
     parser.add_argument('--methods', nargs='+', default=list(METHODS), choices=list(METHODS))
     parser.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
                         help='overrides for every run (teacher included), training and testing')
@@ -64,7 +66,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     notes = (f"Seeds {args.seeds}; AP50 in %, mean ± sd (n), each model evaluated through its "
              f"deployable checkpoint in the baseline architecture. Teacher "
              f"({TEACHER}, seed 0): val AP50 {teacher['val_ap50']:.1f}.")
-    paths = write_comparison(results, args.work_dir, 'Distillation ablation, demo data', notes)
+    paths = write_comparison(results, args.out_dir or args.work_dir,
+                             'Distillation ablation, demo data', notes)
     with open(paths['md']) as f:
         print(f.read())
     print('written: ' + ', '.join(paths.values()))
