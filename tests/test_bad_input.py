@@ -80,8 +80,9 @@ def train_loader_error(data: str, tmp_path, **options) -> str:
 
 
 def test_missing_data_names_the_generator(tmp_path):
+    runner = RUNNERS.build(tiny_cfg(BASELINE, str(tmp_path / 'nowhere') + '/', tmp_path / 'work'))
     with pytest.raises(DataError, match='(?s)data not found.*nowhere/VOCdevkit.*make_demo_data'):
-        RUNNERS.build(tiny_cfg(BASELINE, str(tmp_path / 'nowhere') + '/', tmp_path / 'work'))
+        runner.train()
 
 
 def test_truncated_annotation_is_named(data, tmp_path):
@@ -147,7 +148,25 @@ def test_checkpoint_mismatches_are_explained(netaug_run, clean_data, tmp_path):
         resumed.train()
     partial = RUNNERS.build(tiny_cfg(NETAUG, data, tmp_path / 'p', allow_partial_load=True,
                                      load_from=str(netaug_run / 'deploy.pth')))
-    partial.test()  # the partial load is allowed on purpose (mmengine logs the mismatches)
+    with pytest.raises(RuntimeError, match='a plain checkpoint'):
+        partial.test()  # never evaluate a partly loaded model
+    partial.train()  # fine-tuning from a partial load is allowed on purpose (mmengine logs it)
+
+
+def test_only_the_data_a_run_uses_is_checked(data, tmp_path):
+    """Testing needs the test split only; training checks the training split first."""
+    train_list = osp.join(data, VOC, 'ImageSets', 'Main', 'train.txt')
+    os.remove(train_list)
+    runner = RUNNERS.build(tiny_cfg(BASELINE, data, tmp_path / 'w'))
+    runner.test()
+    with pytest.raises(DataError, match=f'(?s)data not found.*train_dataloader.*{train_list}'):
+        runner.train()
+
+
+def test_sync_bn_with_netaug_is_refused(clean_data, tmp_path):
+    cfg = tiny_cfg(NETAUG, f'{clean_data}/', tmp_path / 'w', sync_bn='torch')
+    with pytest.raises(RuntimeError, match='sync_bn.*without sync_bn'):
+        RUNNERS.build(cfg).train()
 
 
 def test_export_tool_refuses_wrong_pairs_and_writes_nothing(netaug_run, tmp_path):

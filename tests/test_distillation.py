@@ -15,6 +15,8 @@ from netaug_det.datasets import generate_demo_dataset
 from netaug_det.models.distillation import TeacherDistiller
 from netaug_det.models.netaug import NetAugAuxLoss, NetAugSupernet, export_plain_model
 from netaug_det.models.train_loss import TrainLoss, loss_total
+from netaug_det.tools import loss_terms
+from netaug_det.tools.export_deployable import export
 from netaug_det.utils.complexity import build_detector
 from mmengine.dataset import pseudo_collate
 from test_netaug_hook import RandomDetDataset, first_batch
@@ -84,17 +86,32 @@ def test_netaug_kd_step_is_base_plus_alpha_aux_plus_kd(teacher_checkpoint):
     assert 'distiller' not in dict(export_plain_model(model).named_children())
 
 
-@pytest.mark.parametrize('detach', [True, False])
-def test_self_distillation_reaches_the_teacher_only_when_asked(detach):
-    """RKD between the base and the sampled augmented pass: with a detached teacher, channels
-    that only the augmented model uses get no gradient from it; otherwise they do."""
+def test_a_copy_of_the_student_shares_the_teacher(teacher_checkpoint):
+    """EMAHook deep-copies the model: the copy gets its own adapters but the one fixed teacher."""
+    model = student_with_distiller('yolov3_mbv2_kd_demo.py', teacher_checkpoint)
+    copied = copy.deepcopy(model)
+    assert copied.distiller.teacher is model.distiller.teacher
+    adapter, copied_adapter = (m.distiller.feature_losses[0].adapter for m in (model, copied))
+    assert copied_adapter is not adapter and torch.equal(copied_adapter.weight, adapter.weight)
+
+
+def rkd_demo_model_and_batch():
+    """The NetAug + RKD demo detector (seed 0) and a preprocessed batch of 4 images (relations
+    need 3 samples: with 2, normalised distances and angles are constant)."""
     cfg = Config.fromfile(osp.join(DEMO, 'yolov3_mbv2_netaug_rkd_demo.py'))
     torch.manual_seed(0)
     model = build_detector(cfg)
     model.init_weights()
-    # relations need 3 samples: with 2, normalised distances and angles are constant
     data = model.data_preprocessor(
         pseudo_collate([RandomDetDataset(4)[i] for i in range(4)]), training=True)
+    return model, data
+
+
+@pytest.mark.parametrize('detach', [True, False])
+def test_self_distillation_reaches_the_teacher_only_when_asked(detach):
+    """RKD between the base and the sampled augmented pass: with a detached teacher, channels
+    that only the augmented model uses get no gradient from it; otherwise they do."""
+    model, data = rkd_demo_model_and_batch()
     term = NetAugAuxLoss(NetAugSupernet(model), alpha=0.0,
                          self_distill=dict(rkd_distance=25.0, rkd_angle=50.0, teacher='max',
                                            detach_teacher=detach))
@@ -108,6 +125,25 @@ def test_self_distillation_reaches_the_teacher_only_when_asked(detach):
     base_mid = model.backbone.base_arch.blocks[-1].mid_channels
     reached = wide[base_mid:].abs().sum() > 0
     assert reached != detach
+
+
+def test_step_weight_scales_aux_and_self_distillation_alike():
+    """aux_interval=k runs the pass every k-th step with step_weight k: the auxiliary losses and
+    the self-distillation terms are both k times their every-step values."""
+    model, data = rkd_demo_model_and_batch()
+    term = NetAugAuxLoss(NetAugSupernet(model), alpha=0.5,
+                         self_distill=dict(rkd_distance=25.0, rkd_angle=50.0))
+    term.aug_mode = 'random'
+    TrainLoss.attach(model).add('netaug', term)
+    runs = []
+    for step_weight in (1, 3):
+        term.step_weight = step_weight
+        term.generator.manual_seed(5)
+        with torch.no_grad():
+            runs.append(model.loss(data['inputs'].float(), data['data_samples']))
+    for name in ('aux_total', 'self_kd_total', 'base_total'):
+        factor = 1 if name == 'base_total' else 3
+        torch.testing.assert_close(runs[1][name], factor * runs[0][name])
 
 
 @pytest.fixture(scope='module')
@@ -143,6 +179,13 @@ def test_distilled_run_deploys_the_baseline_detector(
     baseline.merge_from_dict(dict(data_root=tiny_data, input_size=64, load_from=str(deploy),
                                   work_dir=str(tmp_path / 't'), test_dataloader=loader))
     RUNNERS.build(baseline).test()
+    # the export tool gives the same file from the training checkpoint (distiller.* left out)
+    cfg.dump(str(tmp_path / 'run_config.py'))
+    exported = export(str(tmp_path / 'run_config.py'), str(tmp_path / 'w' / 'epoch_1.pth'),
+                      str(tmp_path / 'exported.pth'))
+    for name, tensor in _load_checkpoint(str(deploy))['state_dict'].items():
+        assert torch.equal(exported['state_dict'][name], tensor), name
+    assert exported['state_dict'].keys() == _load_checkpoint(str(deploy))['state_dict'].keys()
 
 
 def test_distiller_without_hook_is_refused(tiny_data, teacher_checkpoint, tmp_path):
@@ -151,3 +194,19 @@ def test_distiller_without_hook_is_refused(tiny_data, teacher_checkpoint, tmp_pa
     cfg.distiller.teacher.checkpoint = teacher_checkpoint
     with pytest.raises(RuntimeError, match='distillation needs both'):
         RUNNERS.build(cfg).train()
+
+
+def test_loss_terms_tool_prints_every_term_of_the_step(tiny_data, teacher_checkpoint, capsys):
+    """The tool attaches the terms through the config's own hooks: NetAug's auxiliary pass and
+    the teacher's terms, each with its share of the detection loss."""
+    loss_terms.main([osp.join(DEMO, 'yolov3_mbv2_netaug_kd_demo.py'), '--cfg-options',
+                     f'data_root={tiny_data}', 'input_size=64',
+                     f'distiller.teacher.checkpoint={teacher_checkpoint}',
+                     'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
+                     'train_dataloader.batch_size=2'])
+    rows = {line.split()[0]: [float(value) for value in line.split()[1:]]
+            for line in capsys.readouterr().out.splitlines() if line.split()
+            and line.split()[0] in ('base_total', 'aux_total', 'kd_total', 'kd_loss_output')}
+    assert set(rows) == {'base_total', 'aux_total', 'kd_total', 'kd_loss_output'}
+    assert rows['base_total'][1] == 1.0
+    assert all(value > 0 for value, _ in rows.values())

@@ -43,6 +43,10 @@ def test_conv_rejects_what_it_cannot_slice():
         DynamicConv2d(8, 8, 3, padding_mode='reflect')
     with pytest.raises(ValueError, match='more than the 4'):
         DynamicConv2d(4, 4, 1)(torch.randn(1, 5, 2, 2))
+    too_wide = DynamicConv2d(4, 6, 1)
+    too_wide.active_out_channels = 7
+    with pytest.raises(ValueError, match='7 active output channels asked, more than the 6'):
+        too_wide(torch.randn(1, 4, 2, 2))
 
 
 @pytest.mark.parametrize('momentum', [0.1, None])

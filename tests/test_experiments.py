@@ -1,6 +1,7 @@
 """Seeded experiments through the real tools on tiny data: the main job over two seeds, cached
 runs read back by compare_runs, and the learning-rate grid picking each method's best point."""
 import json
+import os
 import os.path as osp
 
 import matplotlib.image
@@ -9,6 +10,8 @@ import pytest
 from conftest import REPO_ROOT
 from netaug_det.datasets import generate_demo_dataset
 from netaug_det.tools import compare_runs, lr_grid, run_demo
+from netaug_det.utils.experiments import (RESULT_FILE, RunSpec, _split_options, epoch_options,
+                                          run_experiment)
 
 BASELINE = osp.join(REPO_ROOT, 'configs', 'demo', 'yolov3_mbv2_demo.py')
 NETAUG = osp.join(REPO_ROOT, 'configs', 'demo', 'yolov3_mbv2_netaug_demo.py')
@@ -79,3 +82,46 @@ def test_lr_grid_reports_every_cell_and_each_best(tmp_path, tiny_options):
         report = f.read()
     assert '| x4 | 0.064 |' in report and 'NetAug at its best minus baseline at its best' in report
     assert osp.isfile(osp.join(work_dir, 'netaug', 'lr0.016', 's0', 'deploy.pth'))
+
+
+def test_epoch_options_keep_the_schedule_shape():
+    from mmengine.config import Config
+    cfg = Config.fromfile(BASELINE)  # 12 epochs, x0.1 at epochs 9 and 10, 40 warm-up iterations
+    assert epoch_options(cfg, 27) == [
+        'train_cfg.max_epochs=27', 'train_cfg.val_interval=27', 'param_scheduler.1.end=27',
+        'param_scheduler.1.milestones=[20,23]']  # 20.25 and 22.5 rounded half up
+    cfg.param_scheduler = dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=12,
+                               T_max=12)
+    assert epoch_options(cfg, 6)[-2:] == ['param_scheduler.end=6', 'param_scheduler.T_max=6']
+    cfg.param_scheduler = [dict(type='MultiStepLR', by_epoch=True, begin=0, end=10,
+                                milestones=[8])]
+    with pytest.raises(ValueError, match='param_scheduler.0 ends at epoch 10, not at the end'):
+        epoch_options(cfg, 24)
+
+
+def test_train_split_of_a_coco_config_is_read_with_its_own_annotations():
+    """AP50 on the training images of a COCO-layout config: the test loader reads the train
+    annotation file, image folder and root, and CocoMetric its ground truth from the same file."""
+    config = osp.join(REPO_ROOT, 'configs', 'demo', 'ssdlite_mbv2_demo.py')
+    options = _split_options(RunSpec(config, config, 'unused', 0, splits=('train', )), 'train')
+    assert options == [
+        'test_dataloader.dataset.ann_file=annotations/instances_train.json',
+        'test_dataloader.dataset.data_root=data/demo/',
+        'test_dataloader.dataset.data_prefix.img=VOCdevkit/VOCdemo/JPEGImages/',
+        'test_evaluator.ann_file=data/demo/annotations/instances_train.json']
+
+
+def test_an_interrupted_run_resumes_and_an_edited_config_runs_again(tmp_path, tiny_options,
+                                                                    capsys):
+    spec = RunSpec(BASELINE, BASELINE, str(tmp_path / 'run'), 0, tuple(tiny_options))
+    first = run_experiment(spec)
+    assert not first['resumed'] and first['spec']['config_fingerprint']
+    os.remove(osp.join(spec.work_dir, RESULT_FILE))  # interrupted after training, before testing
+    capsys.readouterr()
+    again = run_experiment(spec)
+    assert again['resumed'] and again['val_ap50'] == first['val_ap50']
+    assert 'Epoch(train)' not in capsys.readouterr().out  # resumed at its end: nothing to train
+    edited = spec._replace(train_options=('optim_wrapper.optimizer.lr=0.001', ))
+    rerun = run_experiment(edited)
+    assert not rerun['resumed']
+    assert rerun['spec']['config_fingerprint'] != first['spec']['config_fingerprint']

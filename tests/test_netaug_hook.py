@@ -27,7 +27,7 @@ from netaug_det.engine.hooks.netaug_hook import step_seed
 from netaug_det.models.netaug import (DynamicBatchNorm2d, DynamicConv2d, NetAugAuxLoss,
                                       NetAugSupernet, deployable_state_dict,
                                       permute_named_tensors)
-from netaug_det.models.train_loss import TrainLoss
+from netaug_det.models.train_loss import TrainLoss, loss_total, release_graph
 
 IMAGE_SIZE = 64
 NUM_CLASSES = 3
@@ -256,7 +256,7 @@ def test_schedule_epoch_based(tmp_path):
     assert calls[-1] == 'base'
 
 
-def test_aux_interval_runs_every_kth_step_with_k_alpha(tmp_path):
+def test_aux_interval_runs_every_kth_step_with_k_times_the_weight(tmp_path):
     detector = build_detector()
     calls = []
     record_calls(detector.backbone, calls)
@@ -265,7 +265,7 @@ def test_aux_interval_runs_every_kth_step_with_k_alpha(tmp_path):
                          train_cfg=dict(by_epoch=False, max_iters=4))
     runner.train()
     assert [call for call in calls if call != 'base'] == ['random', 'random_expand']  # iters 0, 2
-    assert netaug_hook(runner).term.alpha == 1.0
+    assert (netaug_hook(runner).term.alpha, netaug_hook(runner).term.step_weight) == (0.5, 2)
 
 
 @pytest.mark.parametrize('optimizer, accumulative_counts, steps_before_sort, tolerance', [
@@ -405,6 +405,16 @@ def test_aug_mode_at_follows_official_schedule():
     assert modes[150:] == [None] * 5
 
 
+@pytest.mark.parametrize('total', [7, 10, 15, 25, 155])
+def test_aug_mode_at_phase_lengths_are_exact_fractions(total):
+    """k/T of training means exactly k units, whatever the float rounding of k/T * T."""
+    for k in range(total + 1):
+        widths = NetAugHook(width_aug_ratio=k / total)
+        assert [widths.aug_mode_at(t, total) for t in range(total)].count('random') == k
+        stops = NetAugHook(stop_aug_ratio=k / total)
+        assert [stops.aug_mode_at(t, total) for t in range(total)].count(None) == k
+
+
 def test_export_loads_into_baseline_and_predicts_the_same(tmp_path):
     """deploy.pth (written atomically after training) loads strictly into the baseline detector
     and predicts exactly what the NetAug detector predicts in base mode."""
@@ -509,15 +519,18 @@ def test_bf16_autocast_runs_both_passes_and_matches_fp32():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='fp16 AMP needs CUDA')
-def test_fp16_amp_step_on_cuda_matches_fp32(tmp_path):
+@pytest.mark.parametrize('release', [False, True], ids=['ordinary', 'release_base_graph'])
+def test_fp16_amp_step_on_cuda_matches_fp32(tmp_path, release):
     """The real AMP path: mmengine's AmpOptimWrapper (fp16, dynamic loss scale) runs one NetAug
-    step like fp32 within fp16 precision, both passes under autocast."""
+    step like fp32 within fp16 precision, both passes under autocast; with release_base_graph
+    the early base gradient is taken at the scaler's loss scale."""
     runs = {}
     for name, wrapper in (('fp32', dict(optimizer=SGD)),
                           ('amp', dict(type='AmpOptimWrapper', optimizer=SGD,
                                        loss_scale='dynamic'))):
         runner = make_runner(tmp_path / name, build_detector().cuda(),
-                             hooks=[netaug(sort_channels=False, seed=3)], optim_wrapper=wrapper)
+                             hooks=[netaug(sort_channels=False, seed=3,
+                                           release_base_graph=release)], optim_wrapper=wrapper)
         runner.train()
         runs[name] = (runner.message_hub.get_scalar('train/loss').current(),
                       unwrapped_state(runner))
@@ -525,6 +538,30 @@ def test_fp16_amp_step_on_cuda_matches_fp32(tmp_path):
     for name, tensor in runs['fp32'][1].items():
         if tensor.is_floating_point():
             torch.testing.assert_close(runs['amp'][1][name], tensor, rtol=5e-2, atol=5e-3)
+
+
+@pytest.mark.parametrize('prescale', [1.0, 2.0**16])
+def test_release_graph_carries_the_gradient_of_the_released_losses(prescale):
+    """The gradient release_graph carries equals the plain backward of the same losses, scaled by
+    whatever multiplies the final loss, for any prescale and a non-scalar carrier entry."""
+    model = torch.nn.Linear(4, 3)
+    inputs = torch.randn(5, 4)
+
+    def losses():
+        out = model(inputs)
+        return {'acc': out.detach().mean(), 'loss_per_class': (out ** 2).mean(0),
+                'loss_sum': [out.sum() * 0.1, out.abs().mean()]}
+
+    loss_total(losses()).backward()
+    expected = [param.grad.clone() for param in model.parameters()]
+    model.zero_grad()
+    released = release_graph(losses(), model, prescale)
+    assert all(param.grad is None for param in model.parameters())
+    (3 * loss_total(released)).backward()
+    for param, grad in zip(model.parameters(), expected):
+        torch.testing.assert_close(param.grad, 3 * grad)
+    with pytest.raises(ValueError, match='no "loss" entry'):
+        release_graph({'acc': model(inputs).sum()}, model)
 
 
 @pytest.mark.parametrize('optim_wrapper', [

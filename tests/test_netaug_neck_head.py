@@ -39,6 +39,18 @@ def randomize(module: torch.nn.Module) -> torch.nn.Module:
     return module
 
 
+def test_head_is_built_as_wide_as_its_widest_mode():
+    """The widest bridge is what 'max' mode runs, for every base width (width factor, then
+    expand factor, each rounded: 48 x 2.6 -> 125, x 2.8 -> 350, not round(48 x 7.28) = 349)."""
+    for width in range(8, 130):
+        head = NetAugTinyYOLOV3Head(num_classes=2, in_channels=[8], out_channels=[width],
+                                    featmap_strides=[32], anchor_generator=dict(
+                                        type='YOLOAnchorGenerator', strides=[32],
+                                        base_sizes=[[(10, 13), (16, 30), (33, 23)]]))
+        head.set_widths('max', None)
+        assert head.convs_bridge[0].pointwise_conv.conv.out_channels == head._active_widths[0]
+
+
 @pytest.mark.parametrize('build, plain_cls, inputs', [
     (lambda: NetAugTinyYOLOV3Neck(3, NECK_IN, WIDTHS, **LISTS), TinyYOLOV3Neck, feats),
     (lambda: NetAugTinyYOLOV3Head(**HEAD, **LISTS), TinyYOLOV3Head,

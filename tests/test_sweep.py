@@ -140,6 +140,16 @@ def test_interval_says_when_it_includes_zero():
     assert low <= 0 <= high and 'includes zero' in result.describe()
 
 
+def test_resamples_above_the_grid_are_counted_as_bounds():
+    """NetAug's cheapest mean point above the baseline's best in some resamples: those
+    reductions are lower bounds, counted and said."""
+    cells = {'baseline': [SweepCell(64, 10.0, (50.0, 50.0)), SweepCell(96, 20.0, (60.0, 60.0))],
+             'netaug': [SweepCell(64, 10.0, (55.0, 65.0)), SweepCell(96, 20.0, (70.0, 70.0))]}
+    result = sweep_result(cells, resamples=400)
+    assert 0 < result.bounded < 400  # resamples drawing 65 twice at 64 px
+    assert result.iso.status == 'interpolated' and 'lower bounds' in result.describe()
+
+
 @pytest.mark.parametrize('config, metric, grid', [
     ('configs/yolov3_mbv2_voc.py', 'VOCMetric', (256, 288, 320, 352, 384, 416)),
     ('configs/yolov3_mbv2_coco.py', 'CocoMetric', (288, 320, 352, 384, 416, 448)),

@@ -1,7 +1,7 @@
 """Data checks that name the bad file and the fix, before and while a run builds its data.
 
-- :func:`check_data_paths` (every run, when the runner is built): the data roots, annotation
-  files and image folders of every dataloader and evaluator exist.
+- :func:`check_data_paths` (every run, before training, validation or testing starts): the data
+  roots, annotation files and image folders of the dataloaders and evaluators it uses exist.
 - :func:`check_loaded_dataset` (every run, right after a dataset is built): every image exists
   and is not empty, every box has positive width and height; :func:`voc_objects_outside`
   counts the objects of classes outside the metainfo, which mmdet drops, for a warning.
@@ -15,7 +15,7 @@ import os.path as osp
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
-from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from mmengine.config import Config, ConfigDict
 
@@ -38,8 +38,14 @@ class DataError(ValueError):
     """Bad or missing data: the message lists each file with its problem and the fix."""
 
 
-def dataset_cfgs(cfg: Config) -> Iterator[Tuple[str, ConfigDict]]:
-    """(config path, leaf dataset config) of every dataloader of ``cfg``, wrappers unfolded."""
+# The dataloaders of a config and the evaluator that reads each one's annotations.
+LOADERS = {'train_dataloader': None, 'val_dataloader': 'val_evaluator',
+           'test_dataloader': 'test_evaluator'}
+
+
+def dataset_cfgs(cfg: Config, loaders: Sequence[str] = tuple(LOADERS)
+                 ) -> Iterator[Tuple[str, ConfigDict]]:
+    """(config path, leaf dataset config) of the ``loaders`` of ``cfg``, wrappers unfolded."""
     def unfold(name: str, dataset: dict):
         if dataset.get('type') in WRAPPERS:
             if 'datasets' in dataset:
@@ -50,7 +56,7 @@ def dataset_cfgs(cfg: Config) -> Iterator[Tuple[str, ConfigDict]]:
         else:
             yield name, dataset
 
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+    for loader in loaders:
         if cfg.get(loader) and cfg[loader].get('dataset'):
             yield from unfold(f'{loader}.dataset', cfg[loader]['dataset'])
 
@@ -60,11 +66,12 @@ def _under_root(dataset: dict, path: str) -> str:
     return path if osp.isabs(path) or '://' in path else osp.join(root, path)
 
 
-def check_data_paths(cfg: Config) -> None:
+def check_data_paths(cfg: Config, loaders: Sequence[str] = tuple(LOADERS)) -> None:
     """Raises :class:`DataError` listing every missing data root, annotation file and image
-    folder of the config's dataloaders and evaluators (URLs and backends are not checked)."""
+    folder of the config's ``loaders`` (default: all) and their evaluators (URLs and backends are
+    not checked)."""
     missing = []
-    for name, dataset in dataset_cfgs(cfg):
+    for name, dataset in dataset_cfgs(cfg, loaders):
         if dataset.get('backend_args'):
             continue
         wanted = [('ann_file', dataset.get('ann_file'))]
@@ -74,7 +81,7 @@ def check_data_paths(cfg: Config) -> None:
             if value and not osp.exists(_under_root(dataset, value)):
                 missing.append(f"{name}.{key}: {_under_root(dataset, value)} "
                                f"(data_root={dataset.get('data_root')!r}, {key}={value!r})")
-    for evaluator in ('val_evaluator', 'test_evaluator'):
+    for evaluator in filter(None, (LOADERS[loader] for loader in loaders)):
         for metric in (cfg.get(evaluator) or []) if isinstance(cfg.get(evaluator), list) else [
                 cfg.get(evaluator) or {}]:
             ann_file = metric.get('ann_file')

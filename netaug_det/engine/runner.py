@@ -7,7 +7,8 @@ takes, the same things happen before the first step:
 
 - config variables (``input_size``, ``data_root``, the backbone checkpoint variables) reach
   every place derived from them (:func:`netaug_det.utils.config.apply_config_variables`);
-- data paths and annotation files are checked, every missing file named with the fix; each
+- the data paths and annotation files of the loaders a run uses (training: train and val;
+  testing: test) are checked, every missing file named with the fix; each
   built dataset is checked (missing or empty images, boxes without area, objects of classes
   outside the metainfo), and a dataset that fails to build has its annotation files parsed to
   name the bad one (``netaug_det/datasets/checks.py``);
@@ -30,7 +31,6 @@ import os.path as osp
 import torch
 from mmengine.config import Config
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
@@ -39,6 +39,7 @@ from ..datasets.checks import (DataError, check_annotations, check_data_paths,
                                voc_objects_outside)
 from ..utils.checkpoint import explain_mismatch, remove_stale_parts
 from ..utils.config import apply_config_variables
+from ..utils.distributed import unwrap_model
 
 
 # In mmengine's root registry: mmdet's tools/train.py builds ``runner_type`` with no default scope
@@ -46,6 +47,8 @@ from ..utils.config import apply_config_variables
 @RUNNERS.register_module()
 class NetAugDetRunner(Runner):
     """mmengine's :class:`Runner` plus netaug_det's pre-flight (see the module docstring)."""
+
+    _training = False  # inside train(): the only place a partial load_from is allowed
 
     @classmethod
     def from_cfg(cls, cfg: Config) -> 'NetAugDetRunner':
@@ -57,7 +60,6 @@ class NetAugDetRunner(Runner):
                 'AMP (--amp, AmpOptimWrapper) needs a GPU: mmengine runs fp16 autocast and loss '
                 'scaling on CUDA only. On this CPU machine train in fp32 (drop --amp); NetAug '
                 'training under autocast is tested on CPU with bfloat16 (docs/netaug_training.md)')
-        check_data_paths(cfg)
         if cfg.get('work_dir'):
             removed = remove_stale_parts(cfg.work_dir)
             if removed:
@@ -101,18 +103,24 @@ class NetAugDetRunner(Runner):
         return loader
 
     def train(self) -> torch.nn.Module:
-        """Refuses a NetAug model without NetAugHook, then trains as mmengine's Runner does."""
+        """Checks the train and val data and the hooks the model needs, then trains as
+        mmengine's Runner does (partial ``load_from`` allowed here only)."""
         from ..models.netaug.supernet import netaug_modules
-        from .hooks import NetAugHook
+        from .hooks import DistillationHook, NetAugHook
 
-        model = self.model.module if is_model_wrapper(self.model) else self.model
-        hook_types = {type(hook).__name__ for hook in self.hooks}
-        if (getattr(model, 'distiller', None) is None) != ('DistillationHook' not in hook_types):
+        validates = all(self.cfg.get(key) is not None
+                        for key in ('val_dataloader', 'val_cfg', 'val_evaluator'))
+        check_data_paths(self.cfg, ('train_dataloader', ) + (
+            ('val_dataloader', ) if validates else ()))
+        model = unwrap_model(self.model)
+        has_hook = {hook_type: any(isinstance(hook, hook_type) for hook in self.hooks)
+                    for hook_type in (NetAugHook, DistillationHook)}
+        if (getattr(model, 'distiller', None) is None) == has_hook[DistillationHook]:
             raise RuntimeError('distillation needs both distiller = dict(type=\'TeacherDistiller\''
                                ', ...) in the config and dict(type=\'DistillationHook\') in '
                                'custom_hooks; this config has only one of them')
         found = list(netaug_modules(model))
-        if found and not any(isinstance(hook, NetAugHook) for hook in self.hooks) and \
+        if found and not has_hook[NetAugHook] and \
                 not self.cfg.get('allow_netaug_without_hook', False):
             raise RuntimeError(
                 f'the model has NetAug modules {found} but no NetAugHook, so it would train as a '
@@ -120,24 +128,45 @@ class NetAugDetRunner(Runner):
                 "custom_hooks = [dict(type='NetAugHook')] (a custom_hooks list in your config "
                 "replaces the inherited one: keep dict(type='NetAugHook') in it), use the plain "
                 'backbone type, or set allow_netaug_without_hook = True on purpose')
-        return super().train()
+        if self.cfg.get('sync_bn') and found:
+            raise RuntimeError(
+                f'sync_bn={self.cfg.sync_bn!r} with NetAug modules {found}: SyncBatchNorm would '
+                'replace the dynamic BatchNorms by full-width ones, which narrower passes cannot '
+                'run. Train NetAug without sync_bn (each rank normalises its own batch, as the '
+                'official NetAug training does)')
+        self._training = True
+        try:
+            return super().train()
+        finally:
+            self._training = False
+
+    def val(self) -> dict:
+        """Checks the val data, then validates as mmengine's Runner does."""
+        check_data_paths(self.cfg, ('val_dataloader', ))
+        return super().val()
+
+    def test(self) -> dict:
+        """Checks the test data, then tests as mmengine's Runner does."""
+        check_data_paths(self.cfg, ('test_dataloader', ))
+        return super().test()
 
     def load_checkpoint(self, filename: str, map_location='cpu', strict: bool = True,
                         revise_keys: list = [(r'^module.', '')]) -> dict:
         """Loads strictly; a mismatch is explained (what the checkpoint is, what to do).
 
         ``allow_partial_load = True`` in the config loads non-strictly (mmengine's default)
-        for ``load_from`` fine-tuning, with mmengine's list of mismatched keys in the log.
+        for ``load_from`` fine-tuning, with mmengine's list of mismatched keys in the log;
+        testing and validation always load strictly.
         """
         if not osp.isfile(filename) and '://' not in filename:
             raise FileNotFoundError(f'checkpoint not found: {filename} (load_from / --resume / '
                                     'the CHECKPOINT argument of tools/test.py)')
-        if self.cfg.get('allow_partial_load', False) and not self._resume:
+        if self.cfg.get('allow_partial_load', False) and self._training and not self._resume:
             return super().load_checkpoint(filename, map_location, False, revise_keys)
         try:
             return super().load_checkpoint(filename, map_location, strict, revise_keys)
         except RuntimeError as error:
             if 'state_dict' not in str(error) and 'size mismatch' not in str(error):
                 raise
-            model = self.model.module if is_model_wrapper(self.model) else self.model
-            raise RuntimeError(explain_mismatch(filename, model, self.cfg.filename)) from None
+            raise RuntimeError(explain_mismatch(filename, unwrap_model(self.model),
+                                                self.cfg.filename)) from None

@@ -13,8 +13,9 @@
 Both compare what a single-stage detector with a dense head produces (:func:`head_outputs`):
 the features fed to the head (one map per level) and the head's raw outputs (one map per level).
 """
+import copy
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmdet.registry import MODELS
@@ -45,15 +46,25 @@ def build_teacher(config: str, checkpoint: str) -> nn.Module:
     return teacher.eval().requires_grad_(False)
 
 
-def _channels(model: nn.Module, size: int = 64) -> List[int]:
-    """Widths of the features ``model`` feeds its head, from one small forward pass."""
+def _head_io(model: nn.Module, size: int = 64) -> Tuple[List[int], int]:
+    """Widths of the features ``model`` feeds its head and the number of the head's output
+    levels, from one small forward pass in eval mode."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    with torch.no_grad():
-        feats = model.extract_feat(torch.zeros(1, 3, size, size, device=device))
-    model.train(was_training)
-    return [feat.shape[1] for feat in feats]
+    try:
+        with torch.no_grad():
+            feats, outs = head_outputs(model, torch.zeros(1, 3, size, size, device=device))
+    finally:
+        model.train(was_training)
+    return [feat.shape[1] for feat in feats], len(_levels(outs))
+
+
+def _synchronized_time(device: torch.device) -> float:
+    """``time.perf_counter()`` after the device's queued work has finished (CUDA is async)."""
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
 
 
 @MODELS.register_module()
@@ -86,6 +97,14 @@ class TeacherDistiller(TrainingOnlyModule):
         if output_loss is None and feature_loss is None:
             raise ValueError('TeacherDistiller needs output_loss and/or feature_loss')
         self.__dict__['teacher'] = build_teacher(teacher['config'], teacher['checkpoint'])
+        (student_channels, student_levels), (teacher_channels, teacher_levels) = (
+            _head_io(student), _head_io(self.teacher))
+        if (len(student_channels), student_levels) != (len(teacher_channels), teacher_levels):
+            raise ValueError(
+                f'TeacherDistiller: the student feeds its head {len(student_channels)} feature '
+                f'levels and its head outputs {student_levels}, the teacher '
+                f'({teacher["config"]}) {len(teacher_channels)} and {teacher_levels}; the levels '
+                'are compared one to one, so take a teacher with the same neck and head layout')
         self.output_loss = None
         if output_loss is not None:
             num_classes = getattr(student.bbox_head, 'num_classes', None)
@@ -94,26 +113,37 @@ class TeacherDistiller(TrainingOnlyModule):
         if feature_loss is not None:
             self.feature_losses = nn.ModuleList(
                 MODELS.build(dict(feature_loss, student_channels=cs, teacher_channels=ct))
-                for cs, ct in zip(_channels(student), _channels(self.teacher)))
+                for cs, ct in zip(student_channels, teacher_channels))
 
     def forward(self, model: nn.Module, inputs: torch.Tensor, data_samples: list,
                 base: PassOutputs) -> LossDict:
         """The distillation losses of the base pass ``base`` (see the class docstring)."""
         teacher = self.teacher.to(inputs.device)
-        start = time.perf_counter()
+        start = _synchronized_time(inputs.device)
         with torch.no_grad():
             teacher_feats, teacher_outs = head_outputs(teacher, inputs)
+        teacher_time = _synchronized_time(inputs.device) - start
         losses = {}
         if self.output_loss is not None:
             losses['kd_loss_output'] = sum(
                 self.output_loss(s, t)
-                for s, t in zip(_levels(base.outs), _levels(teacher_outs)))
+                for s, t in zip(_levels(base.outs), _levels(teacher_outs), strict=True))
         if self.feature_losses is not None:
             losses['kd_loss_feature'] = sum(
-                loss(s, t) for loss, s, t in zip(self.feature_losses, base.feats, teacher_feats))
+                loss(s, t) for loss, s, t in zip(self.feature_losses, base.feats, teacher_feats,
+                                                 strict=True))
         losses['kd_total'] = loss_total(losses).detach()
-        losses['kd_teacher_time'] = torch.tensor(time.perf_counter() - start)
+        losses['kd_teacher_time'] = torch.tensor(teacher_time)
         return losses
+
+    def __deepcopy__(self, memo: dict) -> 'TeacherDistiller':
+        """A copy (e.g. ``EMAHook``'s averaged model) that shares the fixed teacher."""
+        memo[id(self.teacher)] = self.teacher
+        copied = type(self).__new__(type(self))
+        memo[id(self)] = copied
+        for name, value in self.__dict__.items():
+            copied.__dict__[name] = copy.deepcopy(value, memo)
+        return copied
 
 
 class SelfDistillation(nn.Module):

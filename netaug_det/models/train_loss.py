@@ -82,8 +82,10 @@ def run_pass(model: nn.Module, inputs: torch.Tensor, data_samples: list,
 
 
 class _InjectGradients(torch.autograd.Function):
-    """Returns ``value`` unchanged; in backward, hands the upstream gradient times the stored
-    ``grads`` to ``params``, so they reach the parameters through autograd (and DDP's hooks)."""
+    """Returns ``value`` unchanged; in backward, hands the stored ``grads`` times the upstream
+    gradient to ``params``, so they reach the parameters through autograd (and DDP's hooks).
+    ``value`` is summed into the loss as its mean (mmengine's ``parse_losses``), so the upstream
+    gradient of each element is the same and its sum is the factor (1 for a scalar)."""
 
     @staticmethod
     def forward(ctx, value: torch.Tensor, grads: tuple, *params: torch.Tensor) -> torch.Tensor:
@@ -92,27 +94,32 @@ class _InjectGradients(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, upstream: torch.Tensor) -> tuple:
-        return (None, None, *[None if grad is None else grad * upstream for grad in ctx.grads])
+        factor = upstream.sum()
+        return (None, None, *[None if grad is None else grad * factor for grad in ctx.grads])
 
 
-def release_graph(losses: LossDict, model: nn.Module) -> LossDict:
+def release_graph(losses: LossDict, model: nn.Module, prescale: float = 1.0) -> LossDict:
     """``losses`` with their graph released: the gradient of their sum with respect to the
     model's parameters is computed now (nothing accumulates into ``.grad`` yet), every entry is
     detached, and one summed entry carries that gradient to the parameters when the final loss
     is backpropagated, multiplied by whatever scales it (``accumulative_counts``, AMP's loss
     scale). The update is the one of the unreleased losses; the activations behind them are
-    freed before the rest of the step. Under fp16 autocast the early gradient is taken from the
-    sum times 2**16 (then divided back), like a loss scale, so that it does not underflow.
+    freed before the rest of the step.
+
+    ``prescale``: the early gradient is taken from the sum times this (then divided back), as the
+    AMP loss scaler does, so that fp16 activation gradients neither underflow nor overflow where
+    the scaler's own backward would not; an overflow gives inf gradients, which the scaler then
+    detects (it skips the step and lowers its scale) exactly as for an ordinary loss.
     """
-    total = loss_total(losses)
+    carrier = next((name for name in losses if 'loss' in name), None)
+    if carrier is None:
+        raise ValueError(f'release_graph: no "loss" entry among {list(losses)} to carry the '
+                         'gradient')
     params = [param for param in model.parameters() if param.requires_grad]
-    fp16 = torch.is_autocast_enabled('cuda') and torch.get_autocast_dtype('cuda') == torch.float16
-    prescale = 2.0 ** 16 if fp16 else 1.0
-    grads = torch.autograd.grad(total * prescale, params, allow_unused=True)
+    grads = torch.autograd.grad(loss_total(losses) * prescale, params, allow_unused=True)
     grads = tuple(None if grad is None else grad / prescale for grad in grads)
     released = {name: value.detach() if isinstance(value, torch.Tensor) else
                 [item.detach() for item in value] for name, value in losses.items()}
-    carrier = next(name for name in released if 'loss' in name)
     value = released[carrier]
     if isinstance(value, torch.Tensor):
         released[carrier] = _InjectGradients.apply(value, grads, *params)
@@ -146,6 +153,8 @@ class TrainLoss:
         self.model = model
         self.terms: Dict[str, TrainTerm] = {}
         self.release_base_graph = False
+        # the AMP loss scale of the coming step, set by the hook that turns release on
+        self.grad_prescale = 1.0
 
     @classmethod
     def of(cls, model: nn.Module) -> Optional['TrainLoss']:
@@ -187,7 +196,7 @@ class TrainLoss:
             if term not in late:
                 losses.update(term(self.model, inputs, data_samples, base))
         if self.release_base_graph and late and torch.is_grad_enabled():
-            losses = release_graph(losses, self.model)
+            losses = release_graph(losses, self.model, self.grad_prescale)
             base = PassOutputs(losses)
         for term in late:
             losses.update(term(self.model, inputs, data_samples, base))

@@ -1,4 +1,4 @@
-"""Export a NetAug checkpoint as a checkpoint of the plain baseline model.
+"""Export a NetAug or distillation checkpoint as a checkpoint of the plain baseline model.
 
 ``python -m netaug_det.tools.export_deployable NETAUG_CONFIG CHECKPOINT [--out FILE]
 [--check-config BASELINE_CONFIG]``
@@ -6,9 +6,10 @@
 Does what ``NetAugHook`` does at the end of training, for any checkpoint of a NetAug run (e.g.
 ``epoch_12.pth`` or ``best_*.pth``; with ``EMAHook`` the averaged weights, which mmengine stores
 as the checkpoint's ``state_dict``): every NetAug module is replaced by its plain export and the
-NetAug state dropped. The result is tested with ``tools/test.py BASELINE_CONFIG FILE``. The
-checkpoint must load strictly into the NetAug config's model, and with ``--check-config`` the
-export strictly into the baseline's; a mismatch is explained and nothing is written.
+NetAug state dropped; a distilled run's training-only ``distiller.*`` weights (adapters) are
+left out. The result is tested with ``tools/test.py BASELINE_CONFIG FILE``. The checkpoint
+must load strictly into the config's model (its distiller aside), and with ``--check-config``
+the export strictly into the baseline's; a mismatch is explained and nothing is written.
 """
 import argparse
 import os.path as osp
@@ -18,8 +19,8 @@ from typing import List, Optional
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Export a NetAug checkpoint as a deployable baseline checkpoint')
-    parser.add_argument('config', help='config of the NetAug run (NetAug backbone)')
-    parser.add_argument('checkpoint', help='checkpoint written by the NetAug run')
+    parser.add_argument('config', help='config of the NetAug or distillation run')
+    parser.add_argument('checkpoint', help='checkpoint written by that run')
     parser.add_argument('--out', help='output file; defaults to <checkpoint>_deploy.pth')
     parser.add_argument(
         '--check-config',
@@ -30,7 +31,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def export(config: str, checkpoint: str, out: str, check_config: Optional[str] = None) -> dict:
     """Writes the deployable checkpoint of ``checkpoint`` (a run of ``config``) to ``out`` and
     returns it; raises FileNotFoundError / ValueError naming the fix, writing nothing."""
-    from mmengine.runner.checkpoint import load_checkpoint, save_checkpoint
+    from mmengine.config import Config
+    from mmengine.runner.checkpoint import _load_checkpoint, save_checkpoint
 
     from netaug_det.models.netaug import deployable_checkpoint
     from netaug_det.models.netaug.supernet import netaug_modules
@@ -41,14 +43,21 @@ def export(config: str, checkpoint: str, out: str, check_config: Optional[str] =
                        (check_config, 'check config')):
         if path is not None and not osp.isfile(path):
             raise FileNotFoundError(f'{what} not found: {path}')
-    model = build_detector(config)
-    if not netaug_modules(model):
-        raise ValueError(f'{config} builds a plain model (no NetAug modules), whose checkpoints '
-                         'are deployable as they are; pass the NetAug config the checkpoint was '
-                         'trained with')
+    cfg = Config.fromfile(config)
+    model = build_detector(cfg)
+    distilled = cfg.get('distiller') is not None
+    if not netaug_modules(model) and not distilled:
+        raise ValueError(f'{config} builds a plain model (no NetAug modules, no distiller), '
+                         'whose checkpoints are deployable as they are; pass the NetAug or '
+                         'distillation config the checkpoint was trained with')
+    source = _load_checkpoint(checkpoint, map_location='cpu')
+    state = {name.removeprefix('module.'): tensor
+             for name, tensor in source.get('state_dict', source).items()}
+    if distilled:  # the distiller's adapters: training only, never exported
+        state = {name: tensor for name, tensor in state.items()
+                 if not name.startswith('distiller.')}
     try:
-        source = load_checkpoint(model, checkpoint, map_location='cpu', strict=True,
-                                 logger='silent')
+        model.load_state_dict(state, strict=True)
     except RuntimeError:
         raise ValueError(explain_mismatch(checkpoint, model, config)) from None
     deployable = deployable_checkpoint(model, source.get('meta'))

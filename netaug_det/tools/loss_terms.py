@@ -2,12 +2,12 @@
 
 ``python -m netaug_det.tools.loss_terms CONFIG [--seed 0] [--cfg-options KEY=VALUE ...]``
 
-Builds the config's model (with its distiller, if any) as the runner does, attaches the terms its
-hooks would attach (``NetAugHook``: the auxiliary pass in 'random' mode, with self-distillation;
-``DistillationHook``: the teacher's terms), runs one batch without gradients and prints each
-logged entry and its share of the detection loss. Used to choose loss weights (e.g. the
-distillation demos give each distillation term about a tenth of the detection loss at the
-start; docs/distillation.md).
+Builds the config's runner (config variables applied, the distiller attached), lets its hooks
+attach their terms as in training (``NetAugHook``: the auxiliary pass, here in 'random' mode,
+with self-distillation; ``DistillationHook``: the teacher's terms), runs the first training
+batch without gradients and prints each logged entry and its share of the detection loss. Used
+to choose loss weights (e.g. the distillation demos give each distillation term about a tenth of
+the detection loss at the start; docs/distillation.md).
 """
 import argparse
 from typing import List, Optional
@@ -26,34 +26,32 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
+    import tempfile
+
     import torch
     from mmengine.config import Config
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
-    from netaug_det.models.netaug import NetAugAuxLoss, NetAugSupernet
-    from netaug_det.models.train_loss import TrainLoss
+    from netaug_det.engine.hooks import DistillationHook, NetAugHook
 
     cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(dict(randomness=dict(seed=args.seed), work_dir='/tmp/loss_terms',
-                             **(args.cfg_options or {})))
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
-    model = runner.model
-    model.init_weights()
-    loss = TrainLoss.attach(model)
-    for hook in cfg.get('custom_hooks') or []:
-        if hook['type'] == 'NetAugHook':
-            term = NetAugAuxLoss(NetAugSupernet(model), hook.get('alpha', 1.0),
-                                 hook.get('self_distill'))
-            term.aug_mode = 'random'
-            term.generator.manual_seed(args.seed)
-            loss.add('netaug', term)
-        elif hook['type'] == 'DistillationHook':
-            loss.add('distill', model.distiller)
-    batch = next(iter(runner.build_dataloader(cfg.train_dataloader)))
-    data = model.data_preprocessor(batch, True)
-    with torch.no_grad():
-        losses = model.loss(data['inputs'], data['data_samples'])
+    cfg.merge_from_dict(dict(randomness=dict(seed=args.seed), **(args.cfg_options or {})))
+    with tempfile.TemporaryDirectory(prefix='loss_terms_') as work_dir:
+        cfg.work_dir = work_dir
+        runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+        model = runner.model
+        model.init_weights()
+        # the terms the run's own hooks attach, as they attach them
+        for hook in runner.hooks:
+            if isinstance(hook, (NetAugHook, DistillationHook)):
+                hook.before_train(runner)
+            if isinstance(hook, NetAugHook):
+                hook.term.aug_mode = 'random'
+                hook.term.generator.manual_seed(args.seed)
+        data = model.data_preprocessor(next(iter(runner.train_dataloader)), True)
+        with torch.no_grad():
+            losses = model.loss(data['inputs'], data['data_samples'])
     base = float(losses['base_total'])
     print(f'{"term":<28} {"value":>12} {"/ base_total":>12}')
     for name, value in losses.items():

@@ -18,9 +18,10 @@ from typing import List, Optional
 
 BASELINE_CONFIG = 'configs/demo/yolov3_mbv2_demo.py'
 NETAUG_CONFIG = 'configs/demo/yolov3_mbv2_netaug_demo.py'
-# One compute thread per child (plus one dataloader worker): on a 2-core CPU, OpenMP's second
-# thread contends with the worker and makes small convolutions and BatchNorms several times slower.
-CHILD_ENV = dict(OMP_NUM_THREADS='1')
+# One compute thread per child (plus one dataloader worker) unless the caller sets it: on a 2-core
+# CPU, OpenMP's second thread contends with the worker and makes small convolutions and
+# BatchNorms several times slower.
+CHILD_THREADS = '1'
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -54,7 +55,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     from netaug_det.utils.paths import project_path
 
     start = time.perf_counter()
-    os.environ.update(CHILD_ENV)
+    os.environ.setdefault('OMP_NUM_THREADS', CHILD_THREADS)
     baseline, netaug = project_path(BASELINE_CONFIG), project_path(NETAUG_CONFIG)
     cfg = load_merged(baseline, args.cfg_options)
     data = ensure_demo_dataset(cfg.data_root)['splits']
@@ -62,8 +63,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     methods = [Method('baseline', baseline), Method('netaug', netaug)]
     results = run_methods(methods, baseline, args.seeds, args.work_dir, args.cfg_options,
                           ('val', 'train'))
-    epochs = {'baseline': [cfg.train_cfg.max_epochs] * len(args.seeds),
-              'netaug': [cfg.train_cfg.max_epochs] * len(args.seeds)}
+    epochs = {method.name: [load_merged(method.config, args.cfg_options).train_cfg.max_epochs]
+              * len(args.seeds) for method in methods}
     if not args.no_equal_time:
         equal = Method('baseline, equal time', baseline)
         runs = []

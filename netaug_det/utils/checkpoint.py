@@ -22,6 +22,7 @@ mid-write leaves the temporary file (``.tmp_*.part``); :func:`remove_stale_parts
 ones when a run starts. :func:`explain_mismatch` says what a checkpoint that does not fit a model
 is, and what to do with it.
 """
+import contextlib
 import copyreg
 import glob
 import os
@@ -67,9 +68,11 @@ def remove_stale_parts(directory: str, stale_after_s: float = STALE_AFTER_S) -> 
     removed = []
     now = time.time()
     for path in glob.glob(osp.join(directory, f'{PART_PREFIX}*{PART_SUFFIX}')):
-        if now - osp.getmtime(path) >= stale_after_s:
-            os.remove(path)
-            removed.append(osp.basename(path))
+        # another rank of the same run may remove it first
+        with contextlib.suppress(FileNotFoundError):
+            if now - osp.getmtime(path) >= stale_after_s:
+                os.remove(path)
+                removed.append(osp.basename(path))
     return removed
 
 
@@ -191,6 +194,7 @@ def pretrained_state_dict(filename: str, expected: Dict[str, torch.Size],
             key.startswith('backbone.') for key in state):
         prefix = 'backbone.'
     if prefix:
+        prefix = prefix if prefix.endswith('.') else f'{prefix}.'  # 'backbone' as mmengine
         state = {key[len(prefix):]: value for key, value in state.items()
                  if key.startswith(prefix)}
     missing = sorted(set(expected) - set(state))

@@ -10,6 +10,13 @@ import datetime
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
+from mmengine.model import is_model_wrapper
+from torch import nn
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The model inside a DDP (or other mmengine) wrapper; ``model`` itself when unwrapped."""
+    return model.module if is_model_wrapper(model) else model
 
 
 def setup_cpu_distributed(cfg: Config) -> None:

@@ -5,11 +5,16 @@ ablations) is a set of runs. :func:`run_experiment` trains one config with one s
 ``python -m netaug_det.tools.train``, evaluates the deployable checkpoint (NetAug's
 ``deploy.pth``, else the final checkpoint) under a test config with
 ``python -m netaug_det.tools.test`` on the requested splits, and writes ``result.json`` into the
-run's work dir. A run whose ``result.json`` matches its spec is not run again, so a long
-experiment interrupted anywhere continues where it stopped.
+run's work dir. A run whose ``result.json`` matches its spec (the arguments and a fingerprint of
+both merged configs, so an edited config runs again) is not run again, and a training
+interrupted with the same spec resumes from its last checkpoint: a long experiment stopped
+anywhere continues where it stopped. Code changes are not fingerprinted: after changing the
+code, use a new work dir.
 """
 import glob
+import hashlib
 import json
+import math
 import os
 import os.path as osp
 import subprocess
@@ -63,7 +68,8 @@ def run_tool(tool: str, args: Sequence[str], log_file: str, prefix: str = '',
     ``prefix``; ``env`` adds environment variables. The child imports this same netaug_det.
 
     Returns:
-        float: the child's peak resident memory in MiB (its own and its waited-for children's).
+        float: the peak resident memory in MiB of the child's largest process (the child itself
+        or one of the processes it waited for, e.g. a dataloader worker; not their sum).
 
     Raises:
         RuntimeError: when the tool fails; the message ends with the log's last lines.
@@ -170,11 +176,44 @@ def _split_options(spec: RunSpec, split: str) -> List[str]:
         return []
     if split != 'train':
         raise ValueError(f"splits are 'val' and 'train', got {split!r}")
-    dataset = load_merged(spec.config, spec.cfg_options).train_dataloader.dataset
+    cfg = load_merged(spec.config, spec.cfg_options)
+    dataset = cfg.train_dataloader.dataset
     if 'ann_file' not in dataset:
         raise ValueError(f'{spec.config}: train AP50 needs a single training dataset with an '
                          'ann_file (not a ConcatDataset)')
-    return [f'test_dataloader.dataset.ann_file={dataset.ann_file}']
+    options = [f'test_dataloader.dataset.ann_file={dataset.ann_file}']
+    if 'data_root' in dataset:
+        options.append(f'test_dataloader.dataset.data_root={dataset.data_root}')
+    options += [f'test_dataloader.dataset.data_prefix.{key}={value}'
+                for key, value in (dataset.get('data_prefix') or {}).items()]
+    if evaluator_type(load_merged(spec.test_config, spec.cfg_options)) == 'CocoMetric':
+        # CocoMetric reads the ground truth from its own ann_file
+        options.append('test_evaluator.ann_file='
+                       + osp.join(dataset.get('data_root') or '', dataset.ann_file))
+    return options
+
+
+def config_fingerprint(spec: RunSpec) -> str:
+    """A short hash of the merged training and test configs of ``spec``."""
+    configs = [load_merged(spec.config, [*spec.cfg_options, *spec.train_options]),
+               load_merged(spec.test_config, spec.cfg_options)]
+    text = json.dumps([cfg.to_dict() for cfg in configs], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _read_json(path: str) -> Optional[dict]:
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def _write_json(data: dict, path: str) -> None:
+    """Writes ``data`` to ``path`` atomically."""
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with open(path + '.part', 'w') as f:
+        json.dump(data, f, indent=2)
+    os.replace(path + '.part', path)
 
 
 def run_experiment(spec: RunSpec, prefix: str = '',
@@ -182,26 +221,33 @@ def run_experiment(spec: RunSpec, prefix: str = '',
     """Trains and evaluates one run (or returns its cached result); see the module docstring.
 
     Returns:
-        dict: ``spec``, ``train_time_s`` (wall clock of the training process),
-        ``train_peak_mib`` (its peak resident memory), ``checkpoint``, ``<split>_ap50`` (percent)
-        per split, and ``val_curve`` (AP50 of the validations during training, if any).
+        dict: ``spec`` (with ``config_fingerprint``), ``train_time_s`` (wall clock of the
+        training process), ``train_peak_mib`` (the peak resident memory of its largest process),
+        ``resumed`` (the training continued an interrupted one: its time is the continuation's),
+        ``checkpoint``, ``<split>_ap50`` (percent) per split, and ``val_curve`` (AP50 of the
+        validations during training, if any).
     """
     result_path = osp.join(spec.work_dir, RESULT_FILE)
     spec_dict = {key: list(value) if isinstance(value, tuple) else value
                  for key, value in spec._asdict().items()}
-    if osp.isfile(result_path):
-        with open(result_path) as f:
-            cached = json.load(f)
-        if cached.get('spec') == spec_dict:
-            print(f'{prefix}done before: {result_path}', flush=True)
-            return cached
+    spec_dict['config_fingerprint'] = config_fingerprint(spec)
+    cached = _read_json(result_path)
+    if cached is not None and cached.get('spec') == spec_dict:
+        print(f'{prefix}done before: {result_path}', flush=True)
+        return cached
     metric_key = METRIC_KEYS[evaluator_type(load_merged(spec.test_config, spec.cfg_options))]
     options = [f'randomness.seed={spec.seed}', *spec.cfg_options, *spec.train_options]
+    started_path = osp.join(spec.work_dir, 'run_spec.json')
+    resume = (_read_json(started_path) == spec_dict
+              and osp.isfile(osp.join(spec.work_dir, 'last_checkpoint')))
+    _write_json(spec_dict, started_path)
     start = time.perf_counter()
-    peak = run_tool('train', [spec.config, '--work-dir', spec.work_dir, '--cfg-options', *options],
-                    osp.join(spec.work_dir, 'train_stdout.log'), prefix, env)
+    peak = run_tool('train', [spec.config, '--work-dir', spec.work_dir, *(
+        ['--resume'] if resume else []), '--cfg-options', *options],
+        osp.join(spec.work_dir, 'train_stdout.log'), prefix, env)
     result = dict(spec=spec_dict, train_time_s=round(time.perf_counter() - start, 1),
-                  train_peak_mib=round(peak, 1), checkpoint=checkpoint_to_evaluate(spec.work_dir),
+                  train_peak_mib=round(peak, 1), resumed=resume,
+                  checkpoint=checkpoint_to_evaluate(spec.work_dir),
                   val_curve=validation_curve(spec.work_dir, metric_key))
     for split in spec.splits:
         metrics_file = osp.join(spec.work_dir, f'{split}_metrics.json')
@@ -210,27 +256,42 @@ def run_experiment(spec: RunSpec, prefix: str = '',
                           osp.join(spec.work_dir, f'test_{split}'), '--metrics-json', metrics_file,
                           *(['--cfg-options', *options] if options else [])],
                  osp.join(spec.work_dir, f'test_{split}.log'), prefix, env)
-        with open(metrics_file) as f:
-            result[f'{split}_ap50'] = round(100 * json.load(f)[metric_key], 2)
-    with open(result_path + '.part', 'w') as f:
-        json.dump(result, f, indent=2)
-    os.replace(result_path + '.part', result_path)
+        result[f'{split}_ap50'] = round(100 * _read_json(metrics_file)[metric_key], 2)
+    _write_json(result, result_path)
     return result
 
 
 def epoch_options(cfg: Config, epochs: int) -> List[str]:
     """``KEY=VALUE`` overrides that train ``cfg`` for ``epochs`` epochs with the same schedule
     shape: ``train_cfg.max_epochs`` (and a ``val_interval`` equal to it), and every epoch-based
-    parameter scheduler that ends at the last epoch ends at the new one, its milestones scaled."""
+    parameter scheduler that ends at the last epoch ends at the new one, its ``milestones`` and
+    ``T_max`` scaled (rounded half up). Epoch-based schedulers without an ``end`` run to the end
+    of training anyway; one ending elsewhere is refused, as its place in a longer schedule is a
+    choice this function cannot make."""
     old = cfg.train_cfg.max_epochs
+    scale = epochs / old
+
+    def scaled(value: float) -> int:
+        return max(1, math.floor(value * scale + 0.5))
+
     options = [f'train_cfg.max_epochs={epochs}']
     if cfg.train_cfg.get('val_interval') == old:
         options.append(f'train_cfg.val_interval={epochs}')
-    for index, scheduler in enumerate(cfg.get('param_scheduler') or []):
-        if not scheduler.get('by_epoch', True) or scheduler.get('end') != old:
+    schedulers = cfg.get('param_scheduler') or []
+    if isinstance(schedulers, dict):
+        schedulers, keys = [schedulers], ['param_scheduler']
+    else:
+        keys = [f'param_scheduler.{index}' for index in range(len(schedulers))]
+    for key, scheduler in zip(keys, schedulers):
+        if not scheduler.get('by_epoch', True) or scheduler.get('end') is None:
             continue
-        options.append(f'param_scheduler.{index}.end={epochs}')
+        if scheduler['end'] != old:
+            raise ValueError(f'{key} ends at epoch {scheduler["end"]}, not at the end of '
+                             f'training ({old}); set the schedule for {epochs} epochs yourself')
+        options.append(f'{key}.end={epochs}')
         if 'milestones' in scheduler:
-            milestones = [round(m * epochs / old) for m in scheduler.milestones]
-            options.append(f'param_scheduler.{index}.milestones={milestones}'.replace(' ', ''))
+            milestones = [scaled(m) for m in scheduler.milestones]
+            options.append(f'{key}.milestones={milestones}'.replace(' ', ''))
+        if 'T_max' in scheduler:
+            options.append(f'{key}.T_max={scaled(scheduler.T_max)}')
     return options

@@ -128,7 +128,8 @@ class SweepResult(NamedTuple):
     ``interval`` is the 95% percentile bootstrap interval of the reduction over seeds resampled
     with replacement within each (method, resolution) (None when every resampled curve pair
     never crosses, or with a single seed per cell); ``undefined`` counts the resamples where
-    NetAug never reached the target.
+    NetAug never reached the target, ``bounded`` those where NetAug's cheapest point was already
+    above it, whose reduction is only a lower bound (taken as its value in the interval).
     """
 
     cells: Dict[str, List[SweepCell]]
@@ -136,6 +137,7 @@ class SweepResult(NamedTuple):
     interval: Optional[Tuple[float, float]]
     undefined: int
     resamples: int
+    bounded: int = 0
 
     def describe(self) -> str:
         """The iso-AP50 sentence, its interval and whether the interval includes zero."""
@@ -151,8 +153,11 @@ class SweepResult(NamedTuple):
             'excludes zero'
         never = (f'; in {self.undefined} of {self.resamples} resamples NetAug never reached it'
                  if self.undefined else '')
+        bounded = (f'; in {self.bounded} of {self.resamples} resamples NetAug\'s cheapest point '
+                   'was already above the target, so their reductions (lower bounds) pull the '
+                   'interval down: extend the grid to lower resolutions' if self.bounded else '')
         return text + (f' {CONFIDENCE:.0%} bootstrap interval over seeds: {low:+.0%} to '
-                       f'{high:+.0%} fewer MACs, which {zero}{never}.')
+                       f'{high:+.0%} fewer MACs, which {zero}{never}{bounded}.')
 
 
 def mean_curves(cells: Dict[str, List[SweepCell]]) -> Dict[str, List[SweepPoint]]:
@@ -169,17 +174,22 @@ def sweep_result(cells: Dict[str, List[SweepCell]], resamples: int = 2000) -> Sw
     groups = {(method, cell.resolution): cell.ap50s
               for method in cells for cell in cells[method]}
 
+    bounded = 0
+
     def reduction(redrawn: Dict[Tuple[str, int], List[float]]) -> Optional[float]:
+        nonlocal bounded
         redrawn_curves = {
             method: [SweepPoint(resolution, macs[(m, resolution)], sum(v) / len(v))
                      for (m, resolution), v in sorted(redrawn.items()) if m == method]
             for method in METHODS
         }
-        return iso_ap50_reduction(redrawn_curves['baseline'], redrawn_curves['netaug']).reduction
+        redrawn_iso = iso_ap50_reduction(redrawn_curves['baseline'], redrawn_curves['netaug'])
+        bounded += redrawn_iso.status == 'at_most'
+        return redrawn_iso.reduction
 
     low, high, undefined = bootstrap_interval(groups, reduction, CONFIDENCE, resamples)
     interval = None if low is None else (low, high)
-    return SweepResult(cells, iso, interval, undefined, resamples)
+    return SweepResult(cells, iso, interval, undefined, resamples, bounded)
 
 
 def run_dir(work_root: str, method: str, resolution: int, seed: Optional[int] = None) -> str:
@@ -205,7 +215,8 @@ def run_input_size(folder: str) -> Optional[int]:
     if osp.isfile(result):
         with open(result) as f:
             options = parse_cfg_options(json.load(f)['spec']['cfg_options'])
-        return options.get('input_size')
+        if 'input_size' in options:
+            return options['input_size']
     dumped = sorted(glob.glob(osp.join(folder, '*.py')))
     if dumped:
         return Config.fromfile(dumped[0]).get('input_size')

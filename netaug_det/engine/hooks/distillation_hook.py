@@ -3,9 +3,10 @@ from typing import Optional
 
 from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
+from mmengine.runner import Runner
 
 from netaug_det.models.train_loss import TrainLoss
+from netaug_det.utils.distributed import unwrap_model
 from .netaug_hook import NetAugHook, save_deployable
 
 TERM_NAME = 'distill'
@@ -20,7 +21,7 @@ class DistillationHook(Hook):
     pass, in one backward. The teacher's parameter count is logged at the start; each step logs
     ``kd_total`` and ``kd_teacher_time``. At the end of training it writes
     ``<work_dir>/<deploy_filename>``, the student without the distiller (which the baseline
-    config loads strictly); with ``NetAugHook`` that one writes it.
+    config loads strictly), unless a ``NetAugHook`` writes one.
 
     Args:
         deploy_filename (str, optional): None writes none. Defaults to 'deploy.pth'.
@@ -31,8 +32,8 @@ class DistillationHook(Hook):
     def __init__(self, deploy_filename: Optional[str] = 'deploy.pth') -> None:
         self.deploy_filename = deploy_filename
 
-    def before_train(self, runner) -> None:
-        model = self._unwrapped(runner)
+    def before_train(self, runner: Runner) -> None:
+        model = unwrap_model(runner.model)
         distiller = getattr(model, 'distiller', None)
         if distiller is None:
             raise RuntimeError('DistillationHook needs a teacher: add distiller = dict(type='
@@ -45,16 +46,12 @@ class DistillationHook(Hook):
             f'{sum(p.numel() for p in teacher.parameters()) / 1e6:.2f}M parameters (not trained, '
             'not saved), adapters and losses as model.distiller (trained, never exported)')
 
-    def after_train(self, runner) -> None:
-        model = self._unwrapped(runner)
+    def after_train(self, runner: Runner) -> None:
+        model = unwrap_model(runner.model)
         loss = TrainLoss.of(model)
         if loss is not None:
             loss.remove(TERM_NAME, getattr(model, 'distiller', None))
-        if self.deploy_filename is not None and not any(
-                isinstance(hook, NetAugHook) for hook in runner.hooks):
+        netaug_writes = any(isinstance(hook, NetAugHook) and hook.deploy_filename is not None
+                            for hook in runner.hooks)
+        if self.deploy_filename is not None and not netaug_writes:
             save_deployable(runner, self.deploy_filename, 'DistillationHook')
-
-    @staticmethod
-    def _unwrapped(runner):
-        model = runner.model
-        return model.module if is_model_wrapper(model) else model

@@ -1,33 +1,36 @@
 """NetAugHook: the NetAug training schedule for any model holding NetAug modules."""
+import math
 import os.path as osp
 from typing import Optional
 
 import numpy as np
-import torch.nn as nn
+import torch
 from mmdet.registry import HOOKS
 from mmengine.dist import broadcast_object_list, get_rank, is_main_process
 from mmengine.hooks import EMAHook, Hook
-from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapperDict
-from mmengine.runner import IterBasedTrainLoop
+from mmengine.runner import IterBasedTrainLoop, Runner
 from mmengine.runner.checkpoint import save_checkpoint
 
 from netaug_det.models.netaug import NetAugAuxLoss, NetAugSupernet, deployable_checkpoint
 from netaug_det.models.netaug.supernet import SORT_SCOPES
 from netaug_det.models.train_loss import TrainLoss
+from netaug_det.utils.distributed import unwrap_model
 
 CHECKPOINT_KEY = 'netaug'
 TERM_NAME = 'netaug'
 _NOT_STARTED = 'not started'
+# Tolerance of the phase boundaries: 0.7 * 10 is 7.000000000000001 in floating point.
+_EPS = 1e-9
 
 
-def save_deployable(runner, filename: str, source: str) -> None:
+def save_deployable(runner: Runner, filename: str, source: str) -> None:
     """Writes ``<work_dir>/<filename>``: the plain model (NetAug modules exported, training-only
     modules dropped) of the EMA weights when an ``EMAHook`` runs, else of the model."""
     if not is_main_process():
         return
-    ema_hook = next((hook for hook in runner.hooks if isinstance(hook, EMAHook)), None)
-    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    ema_hook = find_ema_hook(runner)
+    model = unwrap_model(runner.model)
     meta = dict(epoch=runner.epoch, iter=runner.iter, seed=runner.seed)
     if hasattr(runner.train_dataloader.dataset, 'metainfo'):
         meta['dataset_meta'] = runner.train_dataloader.dataset.metainfo
@@ -37,6 +40,11 @@ def save_deployable(runner, filename: str, source: str) -> None:
     averaged = '' if ema_hook is None else ' (EMA weights)'
     runner.logger.info(f'{source}: deployable model{averaged} saved to {path}; test it with the '
                        f'baseline config: tools/test.py BASELINE_CONFIG {path}')
+
+
+def find_ema_hook(runner: Runner) -> Optional[EMAHook]:
+    """The run's ``EMAHook``, if any."""
+    return next((hook for hook in runner.hooks if isinstance(hook, EMAHook)), None)
 
 
 def step_seed(seed: int, rank: int, step: int) -> int:
@@ -60,14 +68,14 @@ class NetAugHook(Hook):
     Schedule, with ``t`` the current epoch (iteration-based loops: iteration, 0-based) and ``T``
     the training length:
 
-    - ``t < width_aug_ratio * T``: widths and expand ratios sampled ('random'), hidden channels
-      sorted by importance at the start of every epoch (iteration-based loops: every
-      ``sort_interval`` iterations);
+    - the first ``ceil(width_aug_ratio * T)`` units: widths and expand ratios sampled
+      ('random'), hidden channels sorted by importance at the start of every epoch
+      (iteration-based loops: every ``sort_interval`` iterations);
     - afterwards expand ratios only ('random_expand'), no sorting;
-    - ``t >= (1 - stop_aug_ratio) * T``: no auxiliary pass (base training only).
+    - the last ``floor(stop_aug_ratio * T)`` units: no auxiliary pass (base training only).
 
-    With ``aux_interval=k`` the auxiliary pass runs on every k-th iteration only, weighted
-    ``k * alpha`` so that its expected contribution stays ``alpha`` x aux.
+    With ``aux_interval=k`` the auxiliary pass runs on every k-th iteration only, its losses (and
+    the self-distillation terms) weighted k times, so that their expected contribution stays.
 
     Sampling: the augmented model of iteration ``i`` is drawn from a generator seeded with a
     function of (seed, rank, i): with ``sync_sampling=False`` (official NetAug, ``sync: false``)
@@ -86,7 +94,7 @@ class NetAugHook(Hook):
     Args:
         alpha (float): weight of the auxiliary (augmented-model) loss. Defaults to 1.0.
         width_aug_ratio (float): fraction of training with width augmentation. Defaults to 0.5
-            (official code: widths stop for the last 75 of 155 epochs).
+            (the official ImageNet recipe samples widths for 80 of 155 epochs, 0.516).
         stop_aug_ratio (float): fraction of training, at the end, without any auxiliary pass.
             Defaults to 0.
         sort_channels (bool): sort hidden channels while widths are augmented. Defaults to True.
@@ -165,59 +173,67 @@ class NetAugHook(Hook):
         self._sampler_seed = 0
         self._rank = 0
         self._by_epoch = True
+        self._sort_every = 1
         self._ema_hook: Optional[EMAHook] = None
         self._phase: Optional[str] = _NOT_STARTED
 
     def aug_mode_at(self, progress: int, total: int) -> Optional[str]:
-        """The augmentation mode of epoch/iteration ``progress`` (0-based) out of ``total``."""
-        if progress >= (1 - self.stop_aug_ratio) * total:
+        """The augmentation mode of epoch/iteration ``progress`` (0-based) out of ``total``.
+
+        The phase lengths are whole units computed once, so that float rounding never moves a
+        boundary: ``ceil(width_aug_ratio * T)`` units with widths, the last
+        ``floor(stop_aug_ratio * T)`` units without any auxiliary pass.
+        """
+        if progress >= total - math.floor(self.stop_aug_ratio * total + _EPS):
             return None
-        if progress < self.width_aug_ratio * total:
+        if progress < math.ceil(self.width_aug_ratio * total - _EPS):
             return 'random'
         return 'random_expand'
 
-    def before_train(self, runner) -> None:
+    def before_train(self, runner: Runner) -> None:
         """Finds the NetAug modules, adds the auxiliary term, seeds the sampler."""
-        model = self._unwrapped(runner)
+        model = unwrap_model(runner.model)
         self.supernet = NetAugSupernet(model)
         self.term = NetAugAuxLoss(self.supernet, self.alpha, self.self_distill)
         loss = TrainLoss.attach(model)
         loss.add(TERM_NAME, self.term)
         loss.release_base_graph = self.release_base_graph
         self._by_epoch = not isinstance(runner.train_loop, IterBasedTrainLoop)
-        if not self._by_epoch and self.sort_interval is None:
-            self.sort_interval = len(runner.train_dataloader)
+        self._sort_every = self.sort_interval or len(runner.train_dataloader)
         seed = [self._resumed_seed if self._resumed_seed is not None else
                 self.seed if self.seed is not None else runner.seed]
         broadcast_object_list(seed)
         self._sampler_seed = seed[0]
         self._rank = 0 if self.sync_sampling else get_rank()
-        self._ema_hook = next((hook for hook in runner.hooks if isinstance(hook, EMAHook)), None)
+        self._ema_hook = find_ema_hook(runner)
         self._phase = _NOT_STARTED
         runner.logger.info(
             f'NetAugHook: NetAug modules {list(self.supernet.modules)}, sampler seed '
             f'{self._sampler_seed}, ' + ('one augmented model for all ranks' if
                                          self.sync_sampling else 'one augmented model per rank'))
 
-    def before_train_epoch(self, runner) -> None:
+    def before_train_epoch(self, runner: Runner) -> None:
         """Epoch-based loops: the phase of this epoch, and a sort at its start."""
         if self._by_epoch:
             self._update_phase(runner, runner.epoch, runner.max_epochs, sort=True)
 
-    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+    def before_train_iter(self, runner: Runner, batch_idx: int,
+                          data_batch: Optional[dict] = None) -> None:
         """The phase (iteration-based loops), a sort every ``sort_interval`` iterations
         (iteration-based loops), and the sampler of this iteration."""
         if not self._by_epoch:
             self._update_phase(runner, runner.iter, runner.max_iters,
-                               sort=runner.iter % self.sort_interval == 0)
+                               sort=runner.iter % self._sort_every == 0)
         aux_step = runner.iter % self.aux_interval == 0
         self.term.aug_mode = self._phase if aux_step else None
-        self.term.alpha = self.alpha * self.aux_interval
+        self.term.step_weight = self.aux_interval
         self.term.generator.manual_seed(step_seed(self._sampler_seed, self._rank, runner.iter))
+        if self.release_base_graph:
+            TrainLoss.of(unwrap_model(runner.model)).grad_prescale = self._loss_scale(runner)
 
-    def after_train(self, runner) -> None:
+    def after_train(self, runner: Runner) -> None:
         """Removes the auxiliary term and writes the deployable checkpoint."""
-        model = self._unwrapped(runner)
+        model = unwrap_model(runner.model)
         loss = TrainLoss.of(model)
         if loss is not None:
             loss.release_base_graph = False
@@ -225,11 +241,11 @@ class NetAugHook(Hook):
         if self.deploy_filename is not None:
             save_deployable(runner, self.deploy_filename, 'NetAugHook')
 
-    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+    def before_save_checkpoint(self, runner: Runner, checkpoint: dict) -> None:
         checkpoint[CHECKPOINT_KEY] = dict(sampler_seed=self._sampler_seed,
                                           sync_sampling=self.sync_sampling)
 
-    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+    def after_load_checkpoint(self, runner: Runner, checkpoint: dict) -> None:
         """On resume, keeps the sampler seed of the interrupted run for ``before_train``."""
         if not runner._resume:
             return
@@ -239,8 +255,13 @@ class NetAugHook(Hook):
                                   'written by a NetAug run); the sampler uses this run\'s seed')
             return
         self._resumed_seed = state['sampler_seed']
+        if state.get('sync_sampling', self.sync_sampling) != self.sync_sampling:
+            runner.logger.warning(
+                f'NetAugHook: the resumed run sampled with sync_sampling='
+                f'{state["sync_sampling"]}, this one with {self.sync_sampling}: from here on the '
+                'augmented models differ from the interrupted run\'s')
 
-    def _update_phase(self, runner, progress: int, total: int, sort: bool) -> None:
+    def _update_phase(self, runner: Runner, progress: int, total: int, sort: bool) -> None:
         phase = self.aug_mode_at(progress, total)
         if phase != self._phase:
             unit = 'epoch' if self._by_epoch else 'iteration'
@@ -250,15 +271,21 @@ class NetAugHook(Hook):
         if sort and self.sort_channels and phase == 'random':
             self._sort_channels(runner)
 
-    def _sort_channels(self, runner) -> None:
+    def _optimizer_wrappers(self, runner: Runner) -> list:
+        wrapper = runner.optim_wrapper
+        return list(wrapper.values()) if isinstance(wrapper, OptimWrapperDict) else [wrapper]
+
+    def _loss_scale(self, runner: Runner) -> float:
+        """The smallest current AMP loss scale of the run's optimizer wrappers (1 without AMP)."""
+        scales = [float(wrapper.loss_scaler.get_scale())
+                  for wrapper in self._optimizer_wrappers(runner)
+                  if isinstance(getattr(wrapper, 'loss_scaler', None), torch.amp.GradScaler)
+                  and wrapper.loss_scaler.is_enabled()]
+        return min(scales, default=1.0)
+
+    def _sort_channels(self, runner: Runner) -> None:
         """Sorts hidden channels; optimizer state, pending gradients and the EMA copy follow."""
-        wrappers = runner.optim_wrapper.values() if isinstance(
-            runner.optim_wrapper, OptimWrapperDict) else [runner.optim_wrapper]
+        wrappers = self._optimizer_wrappers(runner)
         copies = [] if self._ema_hook is None else [self._ema_hook.ema_model.module]
         self.supernet.sort_channels(self.sort_scope, [wrapper.optimizer for wrapper in wrappers],
                                     copies)
-
-    @staticmethod
-    def _unwrapped(runner) -> nn.Module:
-        model = runner.model
-        return model.module if is_model_wrapper(model) else model

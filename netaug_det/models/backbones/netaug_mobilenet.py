@@ -14,17 +14,12 @@ from torch import Tensor
 
 from ..netaug import (ChannelPermutation, DynamicBatchNorm2d, DynamicConv2d, NetAugModule,
                       block_adapter)
-from ..netaug.module import FactorFn
+from ..netaug.module import FactorFn, scale_width
 from .mobilenet import InvertedResidualNet, MobileNetArch, TinyMobileNetV2, TinyMobileNetV3
 from .tinyml import MCUNet, MobileNetV2Tiny, ProxylessNASMobile
 
 # SE layers never squeeze below this width (official NetAug DynamicSE.min_dim).
 SE_MIN_CHANNELS = 16
-
-
-def _scale(channels: float, factor: float) -> int:
-    """NetAug's augmented width: ``channels * factor`` rounded to an integer (divisor 1)."""
-    return make_divisible(channels * factor, 1)
 
 
 def augment_arch(base_arch: MobileNetArch, width_factor: FactorFn, expand_factor: FactorFn,
@@ -40,7 +35,7 @@ def augment_arch(base_arch: MobileNetArch, width_factor: FactorFn, expand_factor
     """
     fixed = num_fixed_stages > 0
     stem_channels = (base_arch.stem_channels
-                     if fixed else _scale(base_arch.stem_channels, width_factor()))
+                     if fixed else scale_width(base_arch.stem_channels, width_factor()))
     in_channels = stem_channels
     stages = []
     for index, stage in enumerate(base_arch.stages):
@@ -50,12 +45,12 @@ def augment_arch(base_arch: MobileNetArch, width_factor: FactorFn, expand_factor
             continue
         blocks = []
         for spec in stage:
-            out_channels = in_channels if spec.with_shortcut else _scale(
+            out_channels = in_channels if spec.with_shortcut else scale_width(
                 spec.out_channels, width_factor())
             mid_channels = in_channels
             if spec.with_expand_conv:
-                mid_channels = _scale(spec.mid_channels / spec.in_channels * in_channels,
-                                      expand_factor())
+                mid_channels = scale_width(
+                    spec.mid_channels / spec.in_channels * in_channels, expand_factor())
             se_channels = None
             if spec.se_channels is not None:
                 se_channels = make_divisible(
@@ -66,7 +61,7 @@ def augment_arch(base_arch: MobileNetArch, width_factor: FactorFn, expand_factor
         stages.append(tuple(blocks))
     head_channels = base_arch.head_channels
     if head_channels is not None:
-        head_channels = _scale(head_channels, width_factor())
+        head_channels = scale_width(head_channels, width_factor())
     return replace(base_arch, stem_channels=stem_channels, stages=tuple(stages),
                    head_channels=head_channels)
 

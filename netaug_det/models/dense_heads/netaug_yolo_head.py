@@ -1,14 +1,13 @@
 """NetAug-capable depthwise YOLOv3 head: TinyYOLOV3Head with wider bridge convolutions."""
 from typing import List, Sequence, Tuple
 
-from mmdet.models.utils import make_divisible
 from mmdet.registry import MODELS
 from torch import nn
 
 from ..netaug import (ChannelPermutation, DynamicBatchNorm2d, DynamicConv2d, NetAugModule,
                       hidden_channel_permutations, importance_order)
 from ..netaug.adapters import output_layer
-from ..netaug.module import FactorFn
+from ..netaug.module import FactorFn, scale_width
 from .tiny_yolo_head import TinyYOLOV3Head
 
 
@@ -40,11 +39,10 @@ class NetAugTinyYOLOV3Head(NetAugModule, TinyYOLOV3Head):
             raise ValueError("NetAugTinyYOLOV3Head needs conv_cfg=None and norm_cfg=dict(type="
                              f"'BN'), got {plain_kwargs.get('conv_cfg')} and {norm_cfg}")
         self.base_widths = tuple(plain_kwargs['out_channels'])
-        widest = max(aug_width_mult_list) * max(aug_expand_list)
         super().__init__(**dict(plain_kwargs, norm_cfg=dict(norm_cfg, type=DynamicBatchNorm2d),
                                 conv_cfg=dict(type=DynamicConv2d),
-                                out_channels=[make_divisible(c * widest, 1)
-                                              for c in self.base_widths]))
+                                out_channels=self._widths(lambda: max(aug_width_mult_list),
+                                                          lambda: max(aug_expand_list))))
         self._setup_netaug(plain_kwargs, aug_width_mult_list, aug_expand_list)
 
     def _init_layers(self) -> None:
@@ -54,12 +52,15 @@ class NetAugTinyYOLOV3Head(NetAugModule, TinyYOLOV3Head):
             DynamicConv2d(conv.in_channels, conv.out_channels, 1) for conv in self.convs_pred)
 
     def _apply_widths(self, width_factor: FactorFn, expand_factor: FactorFn) -> None:
-        self._active_widths = tuple(
-            make_divisible(make_divisible(c * width_factor(), 1) * expand_factor(), 1)
-            for c in self.base_widths)
+        self._active_widths = self._widths(width_factor, expand_factor)
         for i, width in enumerate(self._active_widths):
             self.get_submodule(output_layer(self, f'convs_bridge.{i}')).conv.active_out_channels = \
                 width
+
+    def _widths(self, width_factor: FactorFn, expand_factor: FactorFn) -> Tuple[int, ...]:
+        """Bridge widths: each base width times a width factor, then an expand factor."""
+        return tuple(scale_width(scale_width(c, width_factor()), expand_factor())
+                     for c in self.base_widths)
 
     def _channel_counts(self) -> Tuple[int, int]:
         return sum(self._active_widths), sum(self.base_widths)

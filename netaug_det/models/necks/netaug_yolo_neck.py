@@ -3,13 +3,12 @@ from typing import List, NamedTuple, Sequence, Tuple
 
 from mmcv.cnn import ConvModule, DepthwiseSeparableConvModule
 from mmdet.models.necks.yolo_neck import DetectionBlock
-from mmdet.models.utils import make_divisible
 from mmdet.registry import MODELS
 from torch import Tensor, nn
 
 from ..netaug import (ChannelPermutation, DynamicBatchNorm2d, DynamicConv2d, NetAugModule,
                       block_adapter)
-from ..netaug.module import FactorFn
+from ..netaug.module import FactorFn, scale_width
 from .tiny_yolo_neck import TinyYOLOV3Neck
 
 
@@ -18,10 +17,6 @@ class DetectionBlockSpec(NamedTuple):
 
     out_channels: int
     hidden_channels: int
-
-
-def _scale(channels: float, factor: float) -> int:
-    return make_divisible(channels * factor, 1)
 
 
 @MODELS.register_module()
@@ -63,9 +58,9 @@ class NetAugTinyYOLOV3Neck(NetAugModule, TinyYOLOV3Neck):
     def _specs(self, width_factor: FactorFn, expand_factor: FactorFn) -> List[DetectionBlockSpec]:
         specs = []
         for base in self.base_specs:
-            out = _scale(base.out_channels, width_factor())
+            out = scale_width(base.out_channels, width_factor())
             specs.append(DetectionBlockSpec(
-                out, _scale(base.hidden_channels / base.out_channels * out, expand_factor())))
+                out, scale_width(base.hidden_channels / base.out_channels * out, expand_factor())))
         return specs
 
     def _build_wide(self, specs: List[DetectionBlockSpec], plain_kwargs: dict) -> None:

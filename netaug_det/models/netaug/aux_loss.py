@@ -14,10 +14,12 @@ class NetAugAuxLoss:
 
     Added to a :class:`netaug_det.models.train_loss.TrainLoss` by ``NetAugHook``, which sets,
     before every step, ``aug_mode`` ('random', 'random_expand', or None for no auxiliary pass)
-    and seeds ``generator``. The term runs the same batch through the model inside
-    ``supernet.augmented(aug_mode, generator)`` and returns its losses as ``aux_<name>``
+    and ``step_weight``, and seeds ``generator``. The term runs the same batch through the model
+    inside ``supernet.augmented(aug_mode, generator)`` and returns its losses as ``aux_<name>``
     multiplied by ``alpha``, plus ``aux_total`` (their sum) and ``aux_width`` (active over base
-    channels of the sampled model), which are logged but not summed again.
+    channels of the sampled model), which are logged but not summed again. ``step_weight``
+    multiplies every loss of the term (``NetAugHook`` sets it to ``aux_interval``, so that a pass
+    run on every k-th step only keeps its expected weight).
 
     With ``self_distill`` (the arguments of :class:`SelfDistillation`), the augmented model also
     teaches the base model: ``self_kd_loss_*`` terms (their own weights, not ``alpha``) and
@@ -38,6 +40,7 @@ class NetAugAuxLoss:
         self.supernet = supernet
         self.alpha = alpha
         self.aug_mode: Optional[str] = None
+        self.step_weight = 1.0
         self.generator = torch.Generator()
         self.self_distill = None
         if self_distill is not None:
@@ -52,7 +55,7 @@ class NetAugAuxLoss:
         with self.supernet.augmented(self.aug_mode, self.generator):
             width = self.supernet.width_ratio()
             aux = run_pass(model, inputs, data_samples, self.needs_outputs)
-        losses = scaled(aux.losses, self.alpha, 'aux_')
+        losses = scaled(aux.losses, self.alpha * self.step_weight, 'aux_')
         losses['aux_total'] = loss_total(losses).detach()
         losses['aux_width'] = torch.tensor(width, device=inputs.device)
         if self.self_distill is not None:
@@ -61,7 +64,8 @@ class NetAugAuxLoss:
                 with self.supernet.augmented('max', None), \
                         torch.set_grad_enabled(not self.self_distill.detach_teacher):
                     teacher_feats, teacher_outs = head_outputs(model, inputs)
-            distill = self.self_distill(base, teacher_feats, teacher_outs)
+            distill = scaled(self.self_distill(base, teacher_feats, teacher_outs),
+                             self.step_weight, '')
             losses.update(distill)
             losses['self_kd_total'] = loss_total(distill).detach()
         return losses

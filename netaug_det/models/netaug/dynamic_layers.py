@@ -66,6 +66,9 @@ class DynamicConv2d(nn.Conv2d):
             groups = in_channels
         else:
             out_channels = self.active_out_channels or self.out_channels
+            if out_channels > self.out_channels:
+                raise ValueError(f'DynamicConv2d: {out_channels} active output channels asked, '
+                                 f'more than the {self.out_channels} it holds weights for')
             weight = self.weight[:out_channels, :in_channels]
             bias = leading_slice(self.bias, out_channels)
             groups = 1

@@ -23,6 +23,7 @@ import inspect
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
+from mmdet.models.utils import make_divisible
 from torch import Tensor, nn
 
 from ...utils.checkpoint import pretrained_state_dict
@@ -31,6 +32,12 @@ from .channels import ChannelPermutation
 
 NETAUG_MODES = ('base', 'max', 'random', 'random_expand')
 FactorFn = Callable[[], float]
+
+
+def scale_width(channels: float, factor: float) -> int:
+    """NetAug's augmented width: ``channels * factor`` rounded to an integer (``make_divisible``
+    with divisor 1, as the official code does)."""
+    return make_divisible(channels * factor, 1)
 
 
 def check_factor_list(name: str, factors: Sequence[float]) -> Tuple[float, ...]:

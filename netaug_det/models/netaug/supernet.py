@@ -82,10 +82,10 @@ class NetAugSupernet:
         """
         norms = [m for m in self.model.modules()
                  if isinstance(m, _BatchNorm) and m.training and m.track_running_stats]
-        self.set_mode(mode, generator)
-        for norm in norms:
-            norm.track_running_stats = False
         try:
+            for norm in norms:
+                norm.track_running_stats = False
+            self.set_mode(mode, generator)
             yield
         finally:
             for norm in norms:
@@ -178,7 +178,8 @@ def deployable_checkpoint(model: nn.Module, source_meta: Optional[dict] = None) 
     meta = {key: value for key, value in (source_meta or {}).items()
             if key in ('dataset_meta', 'epoch', 'iter', 'seed')}
     meta.update(
-        exported_from='NetAug model (base widths)',
+        exported_from=('NetAug model (base widths)' if netaug_modules(model) else
+                       'plain model (training-only modules left out)'),
         netaug_det_version=__version__,
         mmengine_version=mmengine.__version__,
         time=time.strftime('%Y%m%d_%H%M%S', time.localtime()))
