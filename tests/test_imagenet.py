@@ -173,14 +173,16 @@ def make_runner(work_dir, model, hook: dict, max_iters: int, **kwargs) -> NetAug
         randomness=dict(seed=0), log_level='WARNING', **kwargs)
 
 
-def test_one_step_is_base_plus_alpha_aux(tmp_path):
+@pytest.mark.parametrize('release_base_graph', [False, True])
+def test_one_step_is_base_plus_alpha_aux(tmp_path, release_base_graph):
     """NetAugHook on a classifier: one step minimises base + alpha * aux (augmented model drawn
-    for the step), with the project's runner and nothing detector-specific."""
+    for the step), with the project's runner and nothing detector-specific; the same with the
+    base graph released before the augmented pass (the ImageNet configs' setting)."""
     alpha, seed = 0.5, 7
     model = classifier()
     reference = copy.deepcopy(model)
-    runner = make_runner(tmp_path, model, dict(alpha=alpha, sort_channels=False, seed=seed),
-                         max_iters=1, default_hooks=dict(checkpoint=None))
+    hook = dict(alpha=alpha, sort_channels=False, seed=seed, release_base_graph=release_base_graph)
+    runner = make_runner(tmp_path, model, hook, max_iters=1, default_hooks=dict(checkpoint=None))
     runner.train()
 
     data = batch(reference)
@@ -359,7 +361,8 @@ def test_netaug_configs_only_add_netaug(arch):
     and the official NetAug initialisation; recipe numbers are the official ones."""
     baseline = load(f'imagenet/{arch}_w035_baseline_in1k.py').to_dict()
     netaug = load(f'imagenet/{arch}_w035_netaug_in1k.py').to_dict()
-    assert netaug.pop('custom_hooks') == [dict(type='NetAugHook', width_aug_ratio=80 / 155)]
+    assert netaug.pop('custom_hooks') == [
+        dict(type='NetAugHook', width_aug_ratio=80 / 155, release_base_graph=True)]
     for key in ('kaiming_uniform', 'netaug_backbone', 'netaug_head'):
         netaug.pop(key)
     backbone, head = netaug['model'].pop('backbone'), netaug['model'].pop('head')
