@@ -1,3 +1,10 @@
 from .demo_data import DEMO_CLASSES, ensure_demo_dataset, generate_demo_dataset
+from .demo_imagefolder import generate_demo_imagefolder
+from .imagefolder import (ImageFolderDataset, LoadPILImage, PackClsInputs, ResizeCenterCrop,
+                          TopKAccuracy, TorchVision)
 
-__all__ = ['DEMO_CLASSES', 'ensure_demo_dataset', 'generate_demo_dataset']
+__all__ = [
+    'DEMO_CLASSES', 'ensure_demo_dataset', 'generate_demo_dataset', 'generate_demo_imagefolder',
+    'ImageFolderDataset', 'LoadPILImage', 'PackClsInputs', 'ResizeCenterCrop', 'TopKAccuracy',
+    'TorchVision'
+]

@@ -113,7 +113,10 @@ def _box_problem(bbox) -> Optional[str]:
 
 def check_loaded_dataset(dataset) -> List[DataProblem]:
     """Problems of a built mmdet dataset (its ``data_list``): missing or empty images, boxes
-    without area."""
+    without area. A dataset that checks its files while loading them (``checks_own_files``,
+    e.g. ``ImageFolderDataset``) is not checked again."""
+    if getattr(dataset, 'checks_own_files', False):
+        return []
     problems = []
     for index in range(len(dataset)):
         info = dataset.get_data_info(index)

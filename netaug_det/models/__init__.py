@@ -1,3 +1,3 @@
 """Model plugins: the NetAug machinery, NetAug-capable backbones, depthwise YOLOv3 neck/head,
-the tiny detector and distillation losses."""
-from . import backbones, dense_heads, detectors, losses, necks, netaug  # noqa: F401
+the tiny detector, image classifiers (ImageNet pretraining) and distillation losses."""
+from . import backbones, classifiers, dense_heads, detectors, losses, necks, netaug  # noqa: F401

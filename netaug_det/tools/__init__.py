@@ -3,7 +3,7 @@ repository's ``tools/*.py`` are thin mmdet-style entry points to the same functi
 
 Training and testing: ``train``, ``test``. Experiments: ``run_demo`` (the main job),
 ``lr_grid``, ``compare_runs``, ``resolution_sweep``. Models: ``get_macs``, ``tinyml_table1``,
-``export_deployable``, ``netaug_to_mmdet``. Data: ``make_demo_data``. Deployment:
-``export_onnx``, ``test_onnx``, ``quantize_onnx``. Each parses its arguments before importing
-torch or mmdet-heavy modules of its own.
+``export_deployable``, ``netaug_to_mmdet``. Data: ``make_demo_data``,
+``make_demo_imagefolder``. Deployment: ``export_onnx``, ``test_onnx``, ``quantize_onnx``. Each
+parses its arguments before importing torch or mmdet-heavy modules of its own.
 """

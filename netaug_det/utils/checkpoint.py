@@ -116,7 +116,7 @@ def install_checkpoint_io() -> None:
     register_backend('local', AtomicLocalBackend, force=True, prefixes='')
 
 
-def _shape_relation(checkpoint_shapes: dict, model_shapes: dict) -> Optional[str]:
+def shape_relation(checkpoint_shapes: dict, model_shapes: dict) -> Optional[str]:
     """'wider' / 'narrower' when every shared tensor of a mismatching checkpoint is at least as
     large / at most as large as the model's in every dimension (None otherwise)."""
     differing = [(checkpoint_shapes[k], model_shapes[k]) for k in model_shapes
@@ -141,7 +141,7 @@ def explain_mismatch(filename: str, model: torch.nn.Module, config: Optional[str
     model_shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     missing = sorted(set(model_shapes) - set(checkpoint_shapes))
     unexpected = sorted(set(checkpoint_shapes) - set(model_shapes))
-    relation = _shape_relation(checkpoint_shapes, model_shapes)
+    relation = shape_relation(checkpoint_shapes, model_shapes)
     config = config or 'this config'
     header = f'{filename} does not fit the model of {config}: '
     if not missing and not unexpected and relation == 'wider':

@@ -15,9 +15,9 @@ Variables:
   ``size``, ``img_scale``) with ``S`` the file's value follows it.
 - ``data_root``: every dataset ``data_root`` equal to the file's value follows it, and so does
   every ``ann_file`` that starts with it (COCO's evaluator).
-- ``imagenet_checkpoints`` (dict of plain backbone checkpoints by pretraining, e.g.
-  ``baseline`` / ``netaug``), ``backbone_pretrain`` (which of them this config starts from) and
-  ``backbone_checkpoint`` (an explicit file, first): the backbone's ``init_cfg``.
+- ``imagenet_checkpoints`` (dict of backbone checkpoints by pretraining, e.g. ``baseline`` /
+  ``netaug`` / ``netaug_supernet``), ``backbone_pretrain`` (which of them this config starts
+  from) and ``backbone_checkpoint`` (an explicit file, first): the backbone's ``init_cfg``.
 """
 from typing import Any, List, Optional
 
@@ -113,7 +113,13 @@ def apply_data_root(cfg: Config, file_root: Optional[str]) -> None:
 
 def backbone_checkpoint(cfg: Config) -> Optional[str]:
     """The checkpoint that initialises the backbone: ``backbone_checkpoint`` if set, else
-    ``imagenet_checkpoints[backbone_pretrain]`` (None: the backbone's own ``init_cfg``)."""
+    ``imagenet_checkpoints[backbone_pretrain]`` (None: the backbone's own ``init_cfg``).
+
+    Raises:
+        ValueError: ``backbone_pretrain`` is not a key, or its entry is None while another entry
+            is set (a checkpoint given under the key the config does not read would leave the
+            backbone randomly initialised without a word).
+    """
     if cfg.get('backbone_checkpoint'):
         return cfg.backbone_checkpoint
     checkpoints = cfg.get('imagenet_checkpoints')
@@ -123,6 +129,13 @@ def backbone_checkpoint(cfg: Config) -> Optional[str]:
     if pretrain not in checkpoints:
         raise ValueError(f'backbone_pretrain={pretrain!r} is not a key of imagenet_checkpoints '
                          f'{sorted(checkpoints)}; e.g. --cfg-options backbone_pretrain=netaug')
+    given = sorted(key for key, value in checkpoints.items() if value)
+    if checkpoints[pretrain] is None and given:
+        raise ValueError(
+            f'this config reads imagenet_checkpoints.{pretrain} (backbone_pretrain={pretrain!r}), '
+            f'which is None, while {", ".join(f"imagenet_checkpoints.{k}" for k in given)} is set: '
+            f'pass --cfg-options backbone_pretrain={given[0]} to start from it, or set '
+            f'imagenet_checkpoints.{pretrain}')
     return checkpoints[pretrain]
 
 

@@ -3,15 +3,18 @@
 # only widths chosen here appear: neck 40 and head bridge 80 channels per scale, fitted to the
 # paper's Figure-5 MACs (derivation and table: docs/models.md).
 
-# ImageNet-pretrained backbones (plain backbone state dicts: converted from the official NetAug
-# checkpoints with tools/model_converters/netaug_to_mmdet.py, or pretrained with
-# configs/imagenet/), by how they were pretrained: 'baseline' (plain ImageNet training) and
-# 'netaug' (NetAug ImageNet training). backbone_pretrain picks the one this config starts from
-# (the paper pairs baseline detectors with baseline weights and NetAug detectors with NetAug
-# weights); backbone_checkpoint, when set, is used instead. None everywhere: random init.
-# Set them with --cfg-options (e.g. imagenet_checkpoints.netaug=PATH); the runner copies the
-# choice into model.backbone.init_cfg (netaug_det/utils/config.py).
-imagenet_checkpoints = dict(baseline=None, netaug=None)
+# ImageNet-pretrained backbones, by how they were pretrained: 'baseline' (plain ImageNet
+# training) and 'netaug' (NetAug ImageNet training, its deployable base model): plain backbones,
+# converted from the official NetAug checkpoints with tools/model_converters/netaug_to_mmdet.py
+# or pretrained with configs/imagenet/ (a classifier checkpoint or deploy.pth as it is);
+# 'netaug_supernet': a NetAug ImageNet run's own checkpoint (epoch_N.pth), the whole supernet,
+# which initialises every slice of a NetAug backbone of the same widths (NetAug configs only).
+# backbone_pretrain picks the one this config starts from (the paper pairs baseline detectors
+# with baseline weights and NetAug detectors with NetAug weights); backbone_checkpoint, when
+# set, is used instead. None everywhere: random init. Set them with --cfg-options (e.g.
+# imagenet_checkpoints.netaug=PATH); the runner copies the choice into
+# model.backbone.init_cfg (netaug_det/utils/config.py; docs/pretraining.md).
+imagenet_checkpoints = dict(baseline=None, netaug=None, netaug_supernet=None)
 backbone_pretrain = 'baseline'
 backbone_checkpoint = None
 

@@ -19,7 +19,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ...utils.checkpoint import pretrained_state_dict
+from ...utils.checkpoint import pretrained_state_dict, shape_relation
 
 
 @dataclass(frozen=True)
@@ -238,9 +238,15 @@ class InvertedResidualNet(BaseModule):
         try:
             self.load_state_dict(state_dict)
         except RuntimeError as error:
+            hint = 'pass a checkpoint of the same architecture and widen_factor'
+            file_shapes = {name: tuple(tensor.shape) for name, tensor in state_dict.items()}
+            if shape_relation(file_shapes, {name: tuple(shape) for name, shape in own.items()}
+                              ) == 'wider':
+                hint = ('it holds a NetAug supernet (e.g. a NetAug run\'s epoch_N.pth): a plain '
+                        'backbone takes that run\'s deploy.pth (or its export_deployable '
+                        'export); a NetAug backbone of the same widths takes it whole')
             raise ValueError(f'{filename} does not fit this backbone: '
-                             f'{str(error).splitlines()[1].strip()}; pass a checkpoint of the '
-                             'same architecture and widen_factor') from None
+                             f'{str(error).splitlines()[1].strip()}; {hint}') from None
         self._is_init = True
 
     def _freeze_stages(self) -> None:

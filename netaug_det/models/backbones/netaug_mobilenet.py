@@ -87,12 +87,17 @@ class NetAugInvertedResidualNet(NetAugModule, InvertedResidualNet):
             into the leading (base) slices.
         aug_expand_list (Sequence[float]): Factors on each block's hidden (expand) width.
         aug_width_mult_list (Sequence[float]): Factors on the stem, block and head widths.
+        active_last_output (bool): Return the last output at its active width instead of its
+            base width (opt-in, for a NetAug classifier head that reads the widened final
+            features, as the official NetAug classifiers do; see ``NetAugTinyClsHead``). Its
+            width is then at most ``widest_out_channels[-1]``. Defaults to False.
     """
 
     plain_cls = InvertedResidualNet
 
     def __init__(self, *args, aug_expand_list: Sequence[float],
-                 aug_width_mult_list: Sequence[float], **kwargs) -> None:
+                 aug_width_mult_list: Sequence[float], active_last_output: bool = False,
+                 **kwargs) -> None:
         plain_kwargs = self.bind_plain_args(args, kwargs)
         conv_cfg, norm_cfg = plain_kwargs['conv_cfg'], plain_kwargs['norm_cfg']
         if conv_cfg is not None:
@@ -119,8 +124,10 @@ class NetAugInvertedResidualNet(NetAugModule, InvertedResidualNet):
                                               plain_kwargs['act_cfg'])
         num_fixed_stages = plain_kwargs['frozen_stages'] + 1
         max_width, max_expand = max(aug_width_mult_list), max(aug_expand_list)
+        max_arch = augment_arch(base_arch, lambda: max_width, lambda: max_expand,
+                                num_fixed_stages)
         super().__init__(
-            augment_arch(base_arch, lambda: max_width, lambda: max_expand, num_fixed_stages),
+            max_arch,
             out_indices=plain_kwargs['out_indices'],
             frozen_stages=plain_kwargs['frozen_stages'],
             conv_cfg=dict(type=DynamicConv2d),
@@ -132,6 +139,11 @@ class NetAugInvertedResidualNet(NetAugModule, InvertedResidualNet):
         self.base_arch = base_arch
         self.num_fixed_stages = num_fixed_stages
         self.out_channels = tuple(base_arch.layer_channels[i] for i in self.out_indices)
+        self.active_last_output = active_last_output
+        #: the widest each output can be (``out_channels``, but for an active last output)
+        self.widest_out_channels = self.out_channels[:-1] + (
+            max_arch.layer_channels[self.out_indices[-1]]
+            if active_last_output else self.out_channels[-1], )
         self._setup_netaug(dict(plain_kwargs, pretrained=None), aug_width_mult_list,
                            aug_expand_list)
 
@@ -156,9 +168,11 @@ class NetAugInvertedResidualNet(NetAugModule, InvertedResidualNet):
         return self.default_init_cfg
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
-        """(B, 3, H, W) -> tuple of (B, out_channels[i], H / stride_i, W / stride_i)."""
-        return tuple(
-            out[:, :channels] for out, channels in zip(super().forward(x), self.out_channels))
+        """(B, 3, H, W) -> tuple of (B, out_channels[i], H / stride_i, W / stride_i); with
+        ``active_last_output`` the last one has the active width of its layer instead."""
+        outs = super().forward(x)
+        base = [out[:, :channels] for out, channels in zip(outs, self.out_channels)]
+        return tuple(base[:-1] + [outs[-1] if self.active_last_output else base[-1]])
 
     def sort_channels(self, keep_base: bool = False) -> List[ChannelPermutation]:
         """Reorders each block's hidden channels (and its SE's) by the L1 norm of the projection
@@ -192,7 +206,8 @@ class NetAugMobileNetV2(NetAugInvertedResidualNet):
     """NetAug-capable :class:`TinyMobileNetV2` (official ``NetAugMobileNetV2`` widths).
 
     Takes the arguments of :class:`TinyMobileNetV2` plus ``aug_expand_list`` (default
-    (1.0, 1.6, 2.2, 2.8)) and ``aug_width_mult_list`` (default (1.0, 1.8, 2.6)); ``export()``
+    (1.0, 1.6, 2.2, 2.8)), ``aug_width_mult_list`` (default (1.0, 1.8, 2.6)) and
+    ``active_last_output`` (see :class:`NetAugInvertedResidualNet`); ``export()``
     returns a :class:`TinyMobileNetV2`.
     """
 
@@ -213,7 +228,8 @@ class NetAugMobileNetV3(NetAugInvertedResidualNet):
     widened with their block).
 
     Takes the arguments of :class:`TinyMobileNetV3` plus ``aug_expand_list`` (default
-    (1.0, 1.6, 2.2, 2.8)) and ``aug_width_mult_list`` (default (1.0, 2.0, 3.0)); ``export()``
+    (1.0, 1.6, 2.2, 2.8)), ``aug_width_mult_list`` (default (1.0, 2.0, 3.0)) and
+    ``active_last_output`` (see :class:`NetAugInvertedResidualNet`); ``export()``
     returns a :class:`TinyMobileNetV3`.
     """
 

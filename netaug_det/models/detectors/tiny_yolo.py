@@ -1,22 +1,10 @@
 """YOLOv3 detector whose neck and head widths follow the backbone it is built with."""
-from typing import Sequence
-
 from mmdet.models.detectors import YOLOV3
 from mmdet.models.detectors.base import BaseDetector
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 
-
-def _derived(cfg: ConfigType, part: str, in_channels: Sequence[int], source: str) -> dict:
-    """``cfg`` with ``in_channels`` filled in; an explicit, different value is an error."""
-    cfg = dict(cfg)
-    given = cfg.get('in_channels')
-    if given is not None and list(given) != list(in_channels):
-        raise ValueError(
-            f'{part}.in_channels={list(given)} contradicts the {source} {list(in_channels)}; '
-            f'TinyYOLOV3 derives it, so remove in_channels from the {part} config')
-    cfg['in_channels'] = list(in_channels)
-    return cfg
+from ..builders import build_backbone, derived
 
 
 @MODELS.register_module()
@@ -49,16 +37,12 @@ class TinyYOLOV3(YOLOV3):
         # SingleStageDetector.__init__ builds all three parts from their configs at once; the
         # widths are only known part by part, so the parts are built here in order.
         BaseDetector.__init__(self, data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        self.backbone = MODELS.build(backbone)
-        out_channels = getattr(self.backbone, 'out_channels', None)
-        if out_channels is None:
-            raise TypeError(f'{type(self.backbone).__name__} has no out_channels; TinyYOLOV3 needs '
-                            'a backbone that reports the widths of its outputs (e.g. '
-                            'TinyMobileNetV2, TinyMobileNetV3, NetAugMobileNetV2/V3)')
-        self.neck = MODELS.build(
-            _derived(neck, 'neck', out_channels[::-1], "backbone's out_channels (reversed)"))
+        self.backbone, out_channels = build_backbone(backbone, 'TinyYOLOV3')
+        self.neck = MODELS.build(derived(neck, 'neck', 'in_channels', list(out_channels[::-1]),
+                                         "backbone's out_channels (reversed)", 'TinyYOLOV3'))
         self.bbox_head = MODELS.build(
-            dict(_derived(bbox_head, 'bbox_head', self.neck.out_channels,
-                          "neck's out_channels"), train_cfg=train_cfg, test_cfg=test_cfg))
+            dict(derived(bbox_head, 'bbox_head', 'in_channels', list(self.neck.out_channels),
+                         "neck's out_channels", 'TinyYOLOV3'),
+                 train_cfg=train_cfg, test_cfg=test_cfg))
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg

@@ -1,0 +1,31 @@
+"""What the models that derive their parts' widths from the built backbone share."""
+from typing import Any, Tuple
+
+from mmdet.registry import MODELS
+from torch import nn
+
+
+def build_backbone(cfg: dict, owner: str) -> Tuple[nn.Module, Tuple[int, ...]]:
+    """The backbone built from ``cfg`` and its ``out_channels``; a TypeError naming the fix when
+    it does not report them (``owner``: the model that needs them)."""
+    backbone = MODELS.build(cfg)
+    out_channels = getattr(backbone, 'out_channels', None)
+    if out_channels is None:
+        raise TypeError(f'{type(backbone).__name__} has no out_channels; {owner} needs a backbone '
+                        'that reports the widths of its outputs (e.g. TinyMobileNetV2, '
+                        'TinyMobileNetV3, NetAugMobileNetV2/V3)')
+    return backbone, tuple(out_channels)
+
+
+def derived(cfg: dict, part: str, key: str, value: Any, source: str, owner: str) -> dict:
+    """``cfg`` (of the model's ``part``) with ``key`` set to ``value``; an explicit, different
+    value is an error (sequences compare as lists)."""
+    def normal(item: Any) -> Any:
+        return list(item) if isinstance(item, (list, tuple)) else item
+
+    given = cfg.get(key)
+    if given is not None and normal(given) != normal(value):
+        raise ValueError(f'{part}.{key}={normal(given)} contradicts the {source} '
+                         f'{normal(value)}; {owner} derives it, so remove {key} from the {part} '
+                         'config')
+    return dict(cfg, **{key: value})
