@@ -22,7 +22,7 @@ from mmengine.registry import RUNNERS, DefaultScope
 from mmengine.runner.checkpoint import _load_checkpoint, save_checkpoint
 from mmengine.structures import BaseDataElement
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 import netaug_det  # noqa: F401
 from netaug_det.datasets import ImageFolderDataset, TopKAccuracy
@@ -32,6 +32,7 @@ from netaug_det.engine.hooks.netaug_hook import step_seed
 from netaug_det.models.netaug import NetAugSupernet, deployable_state_dict, export_plain_model
 from netaug_det.utils.complexity import MACAnalyzer, get_detector_complexity
 from netaug_det.utils.config import apply_config_variables
+from toy_task import SeededSamples
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 NUM_CLASSES = 3
@@ -70,19 +71,10 @@ def classifier(name: str = 'mbv2_w035_netaug_in1k.py', seed: int = 0,
                  seed)
 
 
-class RandomClsDataset(Dataset):
+class RandomClsDataset(SeededSamples):
     """``length`` fixed random (3, 32, 32) uint8 images with labels ``index % NUM_CLASSES``."""
 
-    metainfo = dict(classes=('a', 'b', 'c'))
-
-    def __init__(self, length: int) -> None:
-        self.length = length
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __getitem__(self, index: int) -> dict:
-        generator = torch.Generator().manual_seed(index)
+    def make_sample(self, generator: torch.Generator, index: int) -> dict:
         sample = BaseDataElement()
         sample.gt_label = torch.tensor([index % NUM_CLASSES])
         return dict(inputs=torch.randint(0, 256, (3, 32, 32), generator=generator,
@@ -253,9 +245,10 @@ def test_image_folder_names_bad_data(image_folder, tmp_path):
     val = ImageFolderDataset(data_root=image_folder, data_prefix=dict(img_path='val/'),
                              metainfo=dict(classes=('a', 'b', 'c', 'x')))
     assert val.get_data_info(len(val) - 1)['gt_label'] == 2
+    runner = RUNNERS.build(load('imagenet/mbv2_w035_baseline_in1k.py', work_dir=str(tmp_path),
+                                data_root=str(tmp_path / 'nowhere') + '/'))
     with pytest.raises(DataError, match='data not found'):
-        RUNNERS.build(load('imagenet/mbv2_w035_baseline_in1k.py',
-                           data_root=str(tmp_path / 'nowhere') + '/'))
+        runner.train()
 
 
 def test_topk_accuracy():

@@ -19,7 +19,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint, load_checkpoint
 from mmengine.structures import InstanceData
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 import netaug_det  # noqa: F401  registers the backbones and NetAugHook
 from netaug_det.engine.hooks import NetAugHook
@@ -28,6 +28,7 @@ from netaug_det.models.netaug import (DynamicBatchNorm2d, DynamicConv2d, NetAugA
                                       NetAugSupernet, deployable_state_dict,
                                       permute_named_tensors)
 from netaug_det.models.train_loss import TrainLoss, loss_total, release_graph
+from toy_task import SeededSamples
 
 IMAGE_SIZE = 64
 NUM_CLASSES = 3
@@ -45,19 +46,10 @@ def _single_thread():
     torch.set_num_threads(threads)
 
 
-class RandomDetDataset(Dataset):
+class RandomDetDataset(SeededSamples):
     """``length`` fixed random images (3, 64, 64) uint8 with two boxes each, in mmdet's format."""
 
-    metainfo = dict(classes=('a', 'b', 'c'))
-
-    def __init__(self, length: int) -> None:
-        self.length = length
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __getitem__(self, index: int) -> dict:
-        generator = torch.Generator().manual_seed(index)
+    def make_sample(self, generator: torch.Generator, index: int) -> dict:
         image = torch.randint(0, 256, (3, IMAGE_SIZE, IMAGE_SIZE), generator=generator,
                               dtype=torch.uint8)
         top_left = torch.rand(2, 2, generator=generator) * IMAGE_SIZE / 2

@@ -48,3 +48,22 @@ class ToyMSE(BaseMetric):
 
     def compute_metrics(self, results):
         return dict(mse=sum(r['error'] for r in results) / sum(r['count'] for r in results))
+
+
+class SeededSamples(torch.utils.data.Dataset):
+    """``length`` fixed samples: sample ``i`` is ``make_sample`` of a generator seeded with ``i``
+    (subclasses define it); classes ``('a', 'b', 'c')``."""
+
+    metainfo = dict(classes=('a', 'b', 'c'))
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict:
+        return self.make_sample(torch.Generator().manual_seed(index), index)
+
+    def make_sample(self, generator: torch.Generator, index: int) -> dict:
+        raise NotImplementedError
