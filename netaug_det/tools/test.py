@@ -35,6 +35,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     from mmengine.runner import Runner
 
     from netaug_det.utils.cli import load_config
+    from netaug_det.utils.distributed import finish_distributed
 
     setup_cache_size_limit_of_dynamo()
     cfg = load_config(args)
@@ -46,6 +47,7 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     metrics = runner.test()
+    finish_distributed()
     if args.metrics_json and runner.rank == 0:
         with open(args.metrics_json, 'w') as f:
             json.dump({key: float(value) for key, value in metrics.items()}, f, indent=2)

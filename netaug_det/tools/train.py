@@ -34,6 +34,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     from mmengine.runner import Runner
 
     from netaug_det.utils.cli import load_config
+    from netaug_det.utils.distributed import finish_distributed
 
     cfg = load_config(args)
     if args.amp:
@@ -56,6 +57,7 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     runner.train()
+    finish_distributed()
 
 
 if __name__ == '__main__':

@@ -32,3 +32,12 @@ def setup_cpu_distributed(cfg: Config) -> None:
     wrapper_cfg.setdefault('find_unused_parameters', cfg.get('find_unused_parameters', False))
     wrapper_cfg['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper_cfg
+
+
+def finish_distributed() -> None:
+    """Leaves the process group at the end of a run: every rank waits for the others, then the
+    group is destroyed. Without it a rank can exit while gloo threads still talk to another one,
+    which then aborts ('terminate called without an active exception', exit code -6)."""
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()
