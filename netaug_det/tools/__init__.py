@@ -2,8 +2,9 @@
 repository's ``tools/*.py`` are thin mmdet-style entry points to the same functions).
 
 Training and testing: ``train``, ``test``. Experiments: ``run_demo`` (the main job),
-``lr_grid``, ``compare_runs``, ``resolution_sweep``. Models: ``get_macs``, ``tinyml_table1``,
-``export_deployable``, ``netaug_to_mmdet``. Data: ``make_demo_data``,
-``make_demo_imagefolder``. Deployment: ``export_onnx``, ``test_onnx``, ``quantize_onnx``. Each
-parses its arguments before importing torch or mmdet-heavy modules of its own.
+``lr_grid``, ``compare_runs``, ``resolution_sweep``, ``distill_ablation``. Models and losses:
+``get_macs``, ``tinyml_table1``, ``loss_terms``, ``export_deployable``, ``netaug_to_mmdet``.
+Data: ``make_demo_data``, ``make_demo_imagefolder``, ``check_dataset``. Deployment:
+``export_onnx``, ``test_onnx``, ``quantize_onnx``. Each parses its arguments before importing
+torch or mmdet-heavy modules of its own.
 """

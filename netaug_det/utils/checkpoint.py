@@ -130,6 +130,13 @@ def shape_relation(checkpoint_shapes: dict, model_shapes: dict) -> Optional[str]
     return None
 
 
+def load_error_detail(error: RuntimeError) -> str:
+    """The first specific line of a ``load_state_dict`` error (its first line only names the
+    model class), for messages that name the file and the fix."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[1] if len(lines) > 1 else (lines[0] if lines else repr(error))
+
+
 def explain_mismatch(filename: str, model: torch.nn.Module, config: Optional[str] = None) -> str:
     """What a checkpoint that does not load strictly into ``model`` is, and what to do."""
     from mmengine.runner.checkpoint import _load_checkpoint

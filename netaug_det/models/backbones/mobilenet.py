@@ -19,7 +19,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ...utils.checkpoint import pretrained_state_dict, shape_relation
+from ...utils.checkpoint import load_error_detail, pretrained_state_dict, shape_relation
 
 
 @dataclass(frozen=True)
@@ -246,7 +246,7 @@ class InvertedResidualNet(BaseModule):
                         'backbone takes that run\'s deploy.pth (or its export_deployable '
                         'export); a NetAug backbone of the same widths takes it whole')
             raise ValueError(f'{filename} does not fit this backbone: '
-                             f'{str(error).splitlines()[1].strip()}; {hint}') from None
+                             f'{load_error_detail(error)}; {hint}') from None
         self._is_init = True
 
     def _freeze_stages(self) -> None:

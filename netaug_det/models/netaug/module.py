@@ -26,7 +26,7 @@ import torch
 from mmdet.models.utils import make_divisible
 from torch import Tensor, nn
 
-from ...utils.checkpoint import pretrained_state_dict
+from ...utils.checkpoint import load_error_detail, pretrained_state_dict
 
 from .channels import ChannelPermutation
 
@@ -199,6 +199,6 @@ class NetAugModule:
             self.load_base_state_dict(state_dict)
         except RuntimeError as error:
             raise ValueError(f'{filename} holds neither the plain twin of this NetAug module nor '
-                             f'its whole supernet: {str(error).splitlines()[1].strip()}; pass a '
+                             f'its whole supernet: {load_error_detail(error)}; pass a '
                              'checkpoint of the same architecture and widen_factor') from None
         self.base_checkpoint = filename
