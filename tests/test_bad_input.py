@@ -85,14 +85,30 @@ def test_missing_data_names_the_generator(tmp_path):
         runner.train()
 
 
-def test_truncated_annotation_is_named(data, tmp_path):
+def truncate_first_annotation(data: str) -> str:
     xml = first_annotation(data)
     with open(xml) as f:
         text = f.read()
     with open(xml, 'w') as f:
         f.write(text[:len(text) // 2])
+    return xml
+
+
+def test_truncated_annotation_is_named(data, tmp_path):
+    xml = truncate_first_annotation(data)
     message = train_loader_error(data, tmp_path)
     assert xml in message and 'unreadable annotation' in message
+
+
+def test_truncated_annotation_inside_a_concat_dataset_is_named(data, tmp_path):
+    """The VOC 07+12 configs train on a ConcatDataset: its inner datasets are checked too."""
+    xml = truncate_first_annotation(data)
+    runner = RUNNERS.build(tiny_cfg(BASELINE, data, tmp_path / 'work'))
+    loader = runner.cfg.train_dataloader
+    loader.dataset = dict(type='ConcatDataset', datasets=[loader.dataset, loader.dataset])
+    with pytest.raises(DataError, match='unreadable annotation') as error:
+        runner.build_dataloader(loader)
+    assert xml in str(error.value)
 
 
 def test_empty_image_is_named(data, tmp_path):

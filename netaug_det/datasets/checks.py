@@ -43,22 +43,25 @@ LOADERS = {'train_dataloader': None, 'val_dataloader': 'val_evaluator',
            'test_dataloader': 'test_evaluator'}
 
 
+def leaf_datasets(dataset: dict, name: str = 'dataset') -> Iterator[Tuple[str, dict]]:
+    """(config path, dataset config) of every real dataset inside ``dataset``: wrappers
+    (``ConcatDataset``, ``RepeatDataset``, ...) unfolded, ``dataset`` itself if it is none."""
+    if dataset.get('type') in WRAPPERS:
+        if 'datasets' in dataset:
+            for i, inner in enumerate(dataset['datasets']):
+                yield from leaf_datasets(inner, f'{name}.datasets[{i}]')
+        else:
+            yield from leaf_datasets(dataset['dataset'], f'{name}.dataset')
+    else:
+        yield name, dataset
+
+
 def dataset_cfgs(cfg: Config, loaders: Sequence[str] = tuple(LOADERS)
                  ) -> Iterator[Tuple[str, ConfigDict]]:
     """(config path, leaf dataset config) of the ``loaders`` of ``cfg``, wrappers unfolded."""
-    def unfold(name: str, dataset: dict):
-        if dataset.get('type') in WRAPPERS:
-            if 'datasets' in dataset:
-                for i, inner in enumerate(dataset['datasets']):
-                    yield from unfold(f'{name}.datasets[{i}]', inner)
-            else:
-                yield from unfold(f'{name}.dataset', dataset['dataset'])
-        else:
-            yield name, dataset
-
     for loader in loaders:
         if cfg.get(loader) and cfg[loader].get('dataset'):
-            yield from unfold(f'{loader}.dataset', cfg[loader]['dataset'])
+            yield from leaf_datasets(cfg[loader]['dataset'], f'{loader}.dataset')
 
 
 def _under_root(dataset: dict, path: str) -> str:

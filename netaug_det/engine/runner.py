@@ -35,8 +35,8 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from ..datasets.checks import (DataError, check_annotations, check_data_paths,
-                               check_loaded_dataset, classes_of, problems_report,
-                               voc_objects_outside)
+                               check_loaded_dataset, classes_of, leaf_datasets,
+                               problems_report, voc_objects_outside)
 from ..utils.checkpoint import explain_mismatch, remove_stale_parts
 from ..utils.config import apply_config_variables
 from ..utils.distributed import unwrap_model
@@ -81,25 +81,28 @@ class NetAugDetRunner(Runner):
         if not isinstance(dataloader, dict):
             return Runner.build_dataloader(dataloader, seed, diff_rank_seed)
         dataset_cfg = dataloader.get('dataset', {})
+        leaves = [leaf for _, leaf in leaf_datasets(dataset_cfg)]
         try:
             loader = Runner.build_dataloader(dataloader, seed, diff_rank_seed)
         except Exception as error:
-            problems, _ = check_annotations(dataset_cfg, classes_of(dataset_cfg))
-            if problems:
-                raise DataError(f'the dataset {dataset_cfg.get("ann_file")} cannot be built:\n  '
-                                f'{problems_report(problems)}\nFix or remove these files, or '
-                                'fix metainfo.classes') from error
+            for leaf in leaves:
+                problems, _ = check_annotations(leaf, classes_of(leaf))
+                if problems:
+                    raise DataError(f'the dataset {leaf.get("ann_file")} cannot be built:\n  '
+                                    f'{problems_report(problems)}\nFix or remove these files, or '
+                                    'fix metainfo.classes') from error
             raise
         problems = check_loaded_dataset(loader.dataset)
         if problems:
             raise DataError(f'bad data in {dataset_cfg.get("ann_file")}:\n  '
                             f'{problems_report(problems)}\nFix or remove these files (python -m '
                             'netaug_det.tools.check_dataset CONFIG lists every problem)')
-        dropped = voc_objects_outside(dataset_cfg, loader.dataset.metainfo.get('classes', ()))
-        if dropped:
-            print_log(f'{sum(dropped.values())} object(s) of classes outside the metainfo are '
-                      f'not used in {dataset_cfg.get("ann_file")}: {dict(dropped.most_common())}',
-                      'current', logging.WARNING)
+        for leaf in leaves:
+            dropped = voc_objects_outside(leaf, loader.dataset.metainfo.get('classes', ()))
+            if dropped:
+                print_log(f'{sum(dropped.values())} object(s) of classes outside the metainfo '
+                          f'are not used in {leaf.get("ann_file")}: {dict(dropped.most_common())}',
+                          'current', logging.WARNING)
         return loader
 
     def train(self) -> torch.nn.Module:
