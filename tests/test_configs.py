@@ -238,14 +238,14 @@ def test_downstream_netaug_config_trains(tmp_path):
     assert runner.model.backbone.active_arch == runner.model.backbone.base_arch
 
 
-def train_tiny(script: str, config: str, work_dir, data_root: str) -> dict:
-    """Trains ``config`` two iterations at input_size 64 on tiny data with ``script``; returns
-    the final checkpoint's state dict."""
+def train_tiny(script: str, config: str, work_dir, data_root: str, *extra: str) -> dict:
+    """Trains ``config`` two iterations at input_size 64 on tiny data with ``script`` (more
+    ``--cfg-options`` in ``extra``, which win); returns the final checkpoint's state dict."""
     options = [f'data_root={data_root}', 'input_size=64', 'train_cfg.max_epochs=1',
                'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
                'train_dataloader.persistent_workers=False', 'val_cfg=None',
                'val_dataloader=None', 'val_evaluator=None', 'randomness.seed=0',
-               'randomness.deterministic=True']
+               'randomness.deterministic=True', *extra]
     env = dict(os.environ, PYTHONPATH=REPO_ROOT, OMP_NUM_THREADS='1')
     result = subprocess.run([sys.executable, script, config, '--work-dir', str(work_dir),
                              '--cfg-options', *options], env=env, capture_output=True,
@@ -274,3 +274,23 @@ def test_mmdet_own_train_script_trains_like_ours(tmp_path):
              if t.type in ('Resize', 'Pad')}
     assert sizes == {(64, 64)}
     assert dumped.train_dataloader.dataset.data_root == f'{data_root}/'
+
+
+def test_pretrained_backbone_survives_netaug_at_lr_0_through_tools_train(tmp_path):
+    """tools/train.py, the NetAug demo config, backbone_checkpoint=a baseline detector's
+    checkpoint, lr=0, two epochs with channel sorts: deploy.pth holds exactly the loaded
+    backbone parameters (nothing a user loaded is replaced by untrained wide channels)."""
+    data_root = tmp_path / 'demo'
+    generate_demo_dataset(str(data_root), num_train=4, num_val=1, img_size=(64, 80))
+    torch.manual_seed(3)
+    pretrained = build_detector(osp.join(REPO_ROOT, 'configs', 'demo', 'yolov3_mbv2_demo.py'))
+    pretrained.init_weights()
+    checkpoint = str(tmp_path / 'baseline_detector.pth')
+    torch.save(dict(state_dict=pretrained.state_dict()), checkpoint)
+    config = osp.join(REPO_ROOT, 'configs', 'demo', 'yolov3_mbv2_netaug_demo.py')
+    train_tiny(osp.join(REPO_ROOT, 'tools', 'train.py'), config, tmp_path / 'run',
+               f'{data_root}/', f'backbone_checkpoint={checkpoint}', 'train_cfg.max_epochs=2',
+               'optim_wrapper.optimizer.lr=0.0')
+    deploy = _load_checkpoint(str(tmp_path / 'run' / 'deploy.pth'), map_location='cpu')
+    for name, tensor in pretrained.backbone.named_parameters():
+        assert torch.equal(deploy['state_dict'][f'backbone.{name}'], tensor), name
