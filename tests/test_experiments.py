@@ -93,9 +93,16 @@ def test_epoch_options_keep_the_schedule_shape():
     cfg.param_scheduler = dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=12,
                                T_max=12)
     assert epoch_options(cfg, 6)[-2:] == ['param_scheduler.end=6', 'param_scheduler.T_max=6']
+    # max_epochs shortened by an override: the scheduler still runs past the end, scaled alike
+    cfg.train_cfg.max_epochs = 2
+    cfg.param_scheduler = [dict(type='MultiStepLR', by_epoch=True, begin=0, end=12,
+                                milestones=[9, 10])]
+    assert epoch_options(cfg, 4)[-2:] == ['param_scheduler.0.end=24',
+                                          'param_scheduler.0.milestones=[18,20]']
+    cfg.train_cfg.max_epochs = 12
     cfg.param_scheduler = [dict(type='MultiStepLR', by_epoch=True, begin=0, end=10,
                                 milestones=[8])]
-    with pytest.raises(ValueError, match='param_scheduler.0 ends at epoch 10, not at the end'):
+    with pytest.raises(ValueError, match='param_scheduler.0 ends at epoch 10, before the end'):
         epoch_options(cfg, 24)
 
 

@@ -264,10 +264,12 @@ def run_experiment(spec: RunSpec, prefix: str = '',
 def epoch_options(cfg: Config, epochs: int) -> List[str]:
     """``KEY=VALUE`` overrides that train ``cfg`` for ``epochs`` epochs with the same schedule
     shape: ``train_cfg.max_epochs`` (and a ``val_interval`` equal to it), and every epoch-based
-    parameter scheduler that ends at the last epoch ends at the new one, its ``milestones`` and
-    ``T_max`` scaled (rounded half up). Epoch-based schedulers without an ``end`` run to the end
-    of training anyway; one ending elsewhere is refused, as its place in a longer schedule is a
-    choice this function cannot make."""
+    parameter scheduler that runs to the end of training (``end`` at or after the last epoch, as
+    when ``max_epochs`` was shortened by an override) has its ``end``, ``milestones`` and
+    ``T_max`` scaled by the same factor (rounded half up), so what happened within the trained
+    epochs happens at the same fractions of the new ones. Epoch-based schedulers without an
+    ``end`` run to the end of training anyway; one ending before the last epoch is refused, as
+    its place in a longer schedule is a choice this function cannot make."""
     old = cfg.train_cfg.max_epochs
     scale = epochs / old
 
@@ -285,10 +287,10 @@ def epoch_options(cfg: Config, epochs: int) -> List[str]:
     for key, scheduler in zip(keys, schedulers):
         if not scheduler.get('by_epoch', True) or scheduler.get('end') is None:
             continue
-        if scheduler['end'] != old:
-            raise ValueError(f'{key} ends at epoch {scheduler["end"]}, not at the end of '
+        if scheduler['end'] < old:
+            raise ValueError(f'{key} ends at epoch {scheduler["end"]}, before the end of '
                              f'training ({old}); set the schedule for {epochs} epochs yourself')
-        options.append(f'{key}.end={epochs}')
+        options.append(f'{key}.end={scaled(scheduler["end"])}')
         if 'milestones' in scheduler:
             milestones = [scaled(m) for m in scheduler.milestones]
             options.append(f'{key}.milestones={milestones}'.replace(' ', ''))
