@@ -39,6 +39,11 @@ def test_bootstrap_counts_undefined_samples():
                                               samples=400)
     assert (low, high) == (1.0, 1.0) and 50 < undefined < 150  # P(both 0) = 1/4
     assert bootstrap_interval({'a': [0.0]}, lambda g: None, samples=5) == (None, None, 5)
+    # ranked lowest, the undefined quarter holds the lower percentile: no lower bound
+    low, high, undefined = bootstrap_interval({'a': [0.0, 1.0]},
+                                              lambda g: None if sum(g['a']) == 0 else 1.0,
+                                              samples=400, undefined_lowest=True)
+    assert (low, high) == (None, 1.0) and 50 < undefined < 150
 
 
 def test_markdown_table():

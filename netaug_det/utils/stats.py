@@ -57,17 +57,20 @@ def best_of_grid(cells: Dict[Hashable, Sequence[float]]) -> Tuple[Hashable, Summ
 def bootstrap_interval(groups: Dict[Hashable, Sequence[float]],
                        statistic: Callable[[Dict[Hashable, List[float]]], Optional[float]],
                        confidence: float = 0.95, samples: int = BOOTSTRAP_SAMPLES,
-                       seed: int = 0) -> Tuple[Optional[float], Optional[float], int]:
+                       seed: int = 0, undefined_lowest: bool = False
+                       ) -> Tuple[Optional[float], Optional[float], int]:
     """A percentile bootstrap interval of ``statistic`` over seeds resampled within groups.
 
     Each bootstrap sample redraws, independently in every group (e.g. each method and
     resolution), as many values as the group has, with replacement, and evaluates
     ``statistic`` on the redrawn groups. Samples where ``statistic`` returns None (e.g. NetAug
-    never reaches the target) are counted and left out of the percentiles.
+    never reaches the target) are counted; by default they are left out of the percentiles, and
+    with ``undefined_lowest`` they rank below every defined value (a reduction never reached is
+    worse than any reduction), so a bound that falls among them is None.
 
     Returns:
-        (low, high, undefined): the ``confidence`` percentile interval of the defined samples
-        (None, None when none is defined) and how many samples were undefined.
+        (low, high, undefined): the ``confidence`` percentile interval (None, None when no
+        sample is defined) and how many samples were undefined.
     """
     rng = random.Random(seed)
     results, undefined = [], 0
@@ -82,14 +85,20 @@ def bootstrap_interval(groups: Dict[Hashable, Sequence[float]],
         return None, None, undefined
     results.sort()
     tail = (1 - confidence) / 2
-    return (_percentile(results, tail), _percentile(results, 1 - tail), undefined)
+    if not undefined_lowest:
+        return (_percentile(results, tail), _percentile(results, 1 - tail), undefined)
+    ranked = [None] * undefined + results
+    return (_percentile(ranked, tail), _percentile(ranked, 1 - tail), undefined)
 
 
-def _percentile(ordered: List[float], fraction: float) -> float:
-    """Linear-interpolation percentile of sorted values (numpy's default method)."""
+def _percentile(ordered: List[Optional[float]], fraction: float) -> Optional[float]:
+    """Linear-interpolation percentile of sorted values (numpy's default method); None when it
+    falls on or next to a None, which sorts below every value."""
     position = fraction * (len(ordered) - 1)
     low = math.floor(position)
     high = min(low + 1, len(ordered) - 1)
+    if ordered[low] is None or ordered[high] is None:
+        return None
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 

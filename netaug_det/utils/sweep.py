@@ -126,15 +126,17 @@ class SweepResult(NamedTuple):
     """Both methods' cells, the iso-AP50 reduction of the mean curves, and its interval.
 
     ``interval`` is the 95% percentile bootstrap interval of the reduction over seeds resampled
-    with replacement within each (method, resolution) (None when every resampled curve pair
-    never crosses, or with a single seed per cell); ``undefined`` counts the resamples where
-    NetAug never reached the target, ``bounded`` those where NetAug's cheapest point was already
-    above it, whose reduction is only a lower bound (taken as its value in the interval).
+    with replacement within each (method, resolution) (None when even its upper end is a
+    resample where NetAug never reaches the target, or with a single seed per cell). A resample
+    where NetAug never reaches the target ranks below every reduction, so when more than 2.5% of
+    them do the lower end is None ("no reduction"). ``undefined`` counts those resamples,
+    ``bounded`` those where NetAug's cheapest point was already above the target, whose
+    reduction is only a lower bound (taken as its value in the interval).
     """
 
     cells: Dict[str, List[SweepCell]]
     iso: IsoAP50
-    interval: Optional[Tuple[float, float]]
+    interval: Optional[Tuple[Optional[float], float]]
     undefined: int
     resamples: int
     bounded: int = 0
@@ -149,14 +151,15 @@ class SweepResult(NamedTuple):
             return text + (f' Over {self.resamples} seed resamples NetAug never reached the '
                            "baseline's best mean AP50.")
         low, high = self.interval
-        zero = 'includes zero (no reliable MAC reduction)' if low <= 0 <= high else \
-            'excludes zero'
+        zero = 'includes zero (no reliable MAC reduction)' if low is None or low <= 0 <= high \
+            else 'excludes zero'
         never = (f'; in {self.undefined} of {self.resamples} resamples NetAug never reached it'
                  if self.undefined else '')
+        lower = 'no reduction (NetAug never reaches it)' if low is None else f'{low:+.0%}'
         bounded = (f'; in {self.bounded} of {self.resamples} resamples NetAug\'s cheapest point '
                    'was already above the target, so their reductions (lower bounds) pull the '
                    'interval down: extend the grid to lower resolutions' if self.bounded else '')
-        return text + (f' {CONFIDENCE:.0%} bootstrap interval over seeds: {low:+.0%} to '
+        return text + (f' {CONFIDENCE:.0%} bootstrap interval over seeds: {lower} to '
                        f'{high:+.0%} fewer MACs, which {zero}{never}{bounded}.')
 
 
@@ -187,8 +190,9 @@ def sweep_result(cells: Dict[str, List[SweepCell]], resamples: int = 2000) -> Sw
         bounded += redrawn_iso.status == 'at_most'
         return redrawn_iso.reduction
 
-    low, high, undefined = bootstrap_interval(groups, reduction, CONFIDENCE, resamples)
-    interval = None if low is None else (low, high)
+    low, high, undefined = bootstrap_interval(groups, reduction, CONFIDENCE, resamples,
+                                              undefined_lowest=True)
+    interval = None if high is None else (low, high)
     return SweepResult(cells, iso, interval, undefined, resamples, bounded)
 
 
