@@ -1,7 +1,7 @@
 """Training overhead of NetAug: time per step, images/s and peak memory, baseline vs NetAug.
 
-``python benchmarks/netaug_overhead.py [--quick] [--json OUT.json] [--device cpu|cuda] [--amp]
-[--batch-size 8] [--input-size 320] [--iters 10] [--threads 1]``
+``python benchmarks/netaug_overhead.py [--quick] [--json OUT.json] [--profile] [--device cpu|cuda]
+[--amp] [--batch-size 8] [--input-size 320] [--iters 10] [--threads 1]``
 
 For MobileNetV2-w0.35 and MobileNetV3-w0.35 YOLOv3 (``configs/yolov3_mbv{2,3}_voc.py`` and their
 ``_netaug`` twins) it times ``model.train_step`` (forward, backward, optimizer step; the configs'
@@ -24,15 +24,19 @@ takes mean MACs_aug over the very models sampled in the timed steps (the draws o
 NetAug term replayed); ``expected_macs_ratio`` over ``--mac-samples`` draws, the long-run mean.
 MACs are those of convolutions and linear layers (``torch.utils.flop_counter``).
 
-Memory: each setting runs ``--warmup`` + 1 steps in a process of its own. "peak" is the
-process's peak (CUDA: peak allocated; CPU: peak resident set, Linux ``VmHWM``); "step" is that
-peak minus the memory in use once the model, optimizer and batch exist, before the first step
-(activations, gradients, optimizer state, workspaces); the memory ratio compares step memory.
+Memory: "peak" is the peak over a setting's warm-up steps (CUDA: the allocator's peak,
+read in the timing process) or, on a CPU, over ``--warmup`` + 1 steps in a process of its own
+(peak resident set, Linux ``VmHWM``); "step" is that peak minus the memory in use once the
+model, optimizer and batch exist, before the first step (activations, gradients, optimizer
+state, workspaces); the memory ratio compares step memory. A CUDA run is one process per
+detector.
 
 ``--quick`` (batch 4, 192x192, 2 warm-up steps and 10 timed rounds, 20 MAC samples, one
 thread) runs in under 3 minutes on 2 CPU cores; ``--json`` writes, per backbone and phase,
 ``time_ratio``, ``macs_ratio``, ``memory_ratio`` and the absolute figures (with every timed
-step's seconds and its sampled model's MACs).
+step's seconds and its sampled model's MACs). ``--profile`` prints instead where the CPU time
+of a step goes (convolutions, BatchNorm, weight slicing, gradient accumulation, optimizer,
+other), per step, for the baseline and both NetAug phases.
 """
 import argparse
 import json
@@ -77,6 +81,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.quick:
         for key, value in QUICK.items():
             setattr(args, key, value)
+    if args.warmup < 1 or args.iters < 1:
+        parser.error('--warmup and --iters must be at least 1 (memory is read over the warm-up '
+                     'steps)')
     return args
 
 
@@ -193,14 +200,15 @@ def sampled_macs(model, supernet, mode: str, indices: range, input_size: int) ->
     return macs
 
 
-def time_settings(baseline_config: str, netaug_config: str, args: argparse.Namespace) -> Dict:
-    """Seconds per ``train_step`` of the baseline and every NetAug setting, timed in rounds.
+def measure_detector(baseline_config: str, netaug_config: str, args: argparse.Namespace) -> Dict:
+    """Step times of the baseline and every NetAug setting, timed in rounds, and the MACs.
 
-    All settings live in this one process; after ``args.warmup`` untimed steps each, every round
-    times one step of each setting, in an order that rotates from round to round, so that a
-    change of the machine's load during the run reaches all settings alike. The NetAug term of
-    every setting samples from a generator seeded 0, and the MACs of the very models timed are
-    counted afterwards (``sampled_macs``): the predicted ratio is that of the steps measured.
+    All settings live in this one process; after ``args.warmup`` untimed steps each (on a GPU
+    also their peak memory, see ``peak_memory``), every round times one step of each setting, in
+    an order that rotates from round to round, so that a change of the machine's load during
+    the run reaches all settings alike. The NetAug term of every setting samples from a
+    generator seeded 0, and the MACs of the very models timed are counted afterwards
+    (``sampled_macs``): the predicted ratio is that of the steps measured.
     """
     import torch
 
@@ -211,9 +219,17 @@ def time_settings(baseline_config: str, netaug_config: str, args: argparse.Names
         build_setting(netaug_config, mode, release, args) for _, mode, release in SETTINGS]
     steps = [train_step_fn(model, wrapper, batch, args.device)
              for model, wrapper, batch, _ in built]
-    for step in steps:
+    result = {name: {} for name in names}
+    on_gpu = args.device.startswith('cuda')
+    for name, step in zip(names, steps):
+        if on_gpu:
+            torch.cuda.reset_peak_memory_stats()
+            resting = torch.cuda.memory_allocated()
         for _ in range(args.warmup):
             step()
+        if on_gpu:
+            peak = torch.cuda.max_memory_allocated()
+            result[name].update(peak_mib=peak / 2**20, step_mib=(peak - resting) / 2**20)
     seconds = {name: [] for name in names}
     for round_index in range(args.iters):
         shift = round_index % len(steps)
@@ -221,23 +237,29 @@ def time_settings(baseline_config: str, netaug_config: str, args: argparse.Names
             start = time.perf_counter()
             step()
             seconds[name].append(time.perf_counter() - start)
+    for name in names:
+        result[name]['seconds'] = seconds[name]
     timed = range(args.warmup, args.warmup + args.iters)
-    result = dict(baseline=dict(seconds=seconds['baseline']))
     for (name, mode, _), (model, _, _, supernet) in zip(SETTINGS, built[1:]):
         model.eval()
-        result[name] = dict(seconds=seconds[name],
-                            timed_aug_macs=sampled_macs(model, supernet, mode, timed,
-                                                        args.input_size))
+        result[name]['timed_aug_macs'] = sampled_macs(model, supernet, mode, timed,
+                                                      args.input_size)
+    result['base_macs'] = forward_macs(model, args.input_size)
+    result['expected_macs_ratio'] = {
+        mode: 1 + sum(sampled_macs(model, supernet, mode, range(args.mac_samples),
+                                   args.input_size)) / args.mac_samples / result['base_macs']
+        for mode in ('random', 'random_expand')}
     return result
 
 
 def peak_memory(config: str, aug_mode: Optional[str], release: bool,
                 args: argparse.Namespace) -> Dict:
-    """Peak memory (MiB) of one setting's training steps, in a process of its own.
+    """CPU memory (MiB) of one setting's training steps, in a process of its own (a process's
+    peak resident set never falls back, so each setting needs a fresh one).
 
-    "peak": the process's peak over ``args.warmup + 1`` steps (CUDA: peak allocated; CPU: peak
-    resident set, Linux ``VmHWM``); "step": that peak minus the memory in use once the model,
-    optimizer and batch exist, before the first step.
+    "peak": the process's peak resident set (Linux ``VmHWM``) over ``args.warmup + 1`` steps;
+    "step": that peak minus the resident set once the model, optimizer and batch exist, before
+    the first step.
     """
     import torch
 
@@ -245,30 +267,11 @@ def peak_memory(config: str, aug_mode: Optional[str], release: bool,
         torch.set_num_threads(args.threads)
     model, optim_wrapper, batch, _ = build_setting(config, aug_mode, release, args)
     step = train_step_fn(model, optim_wrapper, batch, args.device)
-    on_gpu = args.device.startswith('cuda')
-    if on_gpu:
-        torch.cuda.reset_peak_memory_stats()
-    resting = torch.cuda.memory_allocated() if on_gpu else resident_kib('VmRSS') * 1024
+    resting = resident_kib('VmRSS') * 1024
     for _ in range(args.warmup + 1):
         step()
-    peak = torch.cuda.max_memory_allocated() if on_gpu else resident_kib('VmHWM') * 1024
+    peak = resident_kib('VmHWM') * 1024
     return dict(peak_mib=peak / 2**20, step_mib=(peak - resting) / 2**20)
-
-
-def mac_ratios(netaug_config: str, args: argparse.Namespace) -> Dict:
-    """Base MACs and the expected NetAug/baseline step-cost ratio of each augmented mode, over
-    ``args.mac_samples`` sampled models."""
-    from netaug_det.models.netaug import NetAugSupernet
-
-    model, _ = build_model(netaug_config, args.device)
-    model.eval()
-    base = forward_macs(model, args.input_size)
-    supernet = NetAugSupernet(model)
-    result = dict(base_mmacs=base / 1e6)
-    for mode in ('random', 'random_expand'):
-        samples = sampled_macs(model, supernet, mode, range(args.mac_samples), args.input_size)
-        result[mode] = 1 + sum(samples) / len(samples) / base
-    return result
 
 
 # Kinds of work in a training step, recognised by the names of top-level profiler events
@@ -352,7 +355,8 @@ def main(argv=None) -> None:
     if args.amp and not args.device.startswith('cuda'):
         raise SystemExit('--amp needs --device cuda (mmengine runs fp16 AMP on GPUs only)')
     started = time.perf_counter()
-    gpu = torch.cuda.get_device_name() if args.device.startswith('cuda') else None
+    on_gpu = args.device.startswith('cuda')
+    gpu = torch.cuda.get_device_name() if on_gpu else None
     if args.profile:
         profiles = {name: run_isolated(profile_settings, *configs, args)
                     for name, configs in DETECTORS.items()}
@@ -365,25 +369,25 @@ def main(argv=None) -> None:
                    input_size=args.input_size, iters=args.iters, warmup=args.warmup,
                    threads=args.threads or torch.get_num_threads(), detectors={})
     for name, (baseline_config, netaug_config) in DETECTORS.items():
-        macs = run_isolated(mac_ratios, netaug_config, args)
-        timed = run_isolated(time_settings, baseline_config, netaug_config, args)
-        base_seconds = sum(timed['baseline']['seconds']) / args.iters
-        baseline = dict(timed['baseline'], seconds_per_iter=base_seconds,
-                        images_per_s=args.batch_size / base_seconds,
-                        **run_isolated(peak_memory, baseline_config, None, False, args))
-        entry = dict(base_mmacs=macs['base_mmacs'], baseline=baseline)
+        measured = run_isolated(measure_detector, baseline_config, netaug_config, args)
+        base_seconds = sum(measured['baseline']['seconds']) / args.iters
+        baseline = dict(measured['baseline'], seconds_per_iter=base_seconds,
+                        images_per_s=args.batch_size / base_seconds)
+        if not on_gpu:
+            baseline.update(run_isolated(peak_memory, baseline_config, None, False, args))
+        entry = dict(base_mmacs=measured['base_macs'] / 1e6, baseline=baseline)
         for setting, mode, release in SETTINGS:
-            row = timed[setting]
+            row = dict(measured[setting])
+            if not on_gpu:
+                row.update(run_isolated(peak_memory, netaug_config, mode, release, args))
             seconds = sum(row['seconds']) / args.iters
-            memory = run_isolated(peak_memory, netaug_config, mode, release, args)
-            mean_aug_macs = sum(row['timed_aug_macs']) / args.iters
-            entry[setting] = dict(
-                row, **memory, mode=mode, release_base_graph=release,
-                seconds_per_iter=seconds, images_per_s=args.batch_size / seconds,
-                time_ratio=seconds / base_seconds,
-                macs_ratio=1 + mean_aug_macs / (macs['base_mmacs'] * 1e6),
-                expected_macs_ratio=macs[mode],
-                memory_ratio=memory['step_mib'] / baseline['step_mib'])
+            row.update(mode=mode, release_base_graph=release, seconds_per_iter=seconds,
+                       images_per_s=args.batch_size / seconds, time_ratio=seconds / base_seconds,
+                       macs_ratio=1 + sum(row['timed_aug_macs']) / args.iters
+                       / measured['base_macs'],
+                       expected_macs_ratio=measured['expected_macs_ratio'][mode],
+                       memory_ratio=row['step_mib'] / baseline['step_mib'])
+            entry[setting] = row
         results['detectors'][name] = entry
     results['load_average'] = os.getloadavg()
     results['wall_s'] = time.perf_counter() - started

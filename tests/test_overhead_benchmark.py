@@ -36,12 +36,26 @@ def test_replayed_draws_are_the_models_trained(tiny_args, monkeypatch):
 
 
 def test_settings_are_timed_in_the_same_rounds(tiny_args):
-    timed = bench.time_settings(*MBV3, tiny_args)
+    measured = bench.measure_detector(*MBV3, tiny_args)
     settings = [name for name, _, _ in bench.SETTINGS]
-    assert list(timed) == ['baseline'] + settings
-    assert all(len(row['seconds']) == tiny_args.iters for row in timed.values())
-    base_macs = bench.forward_macs(bench.build_model(MBV3[0], 'cpu')[0].eval(),
-                                   tiny_args.input_size)
+    plain_macs = bench.forward_macs(bench.build_model(MBV3[0], 'cpu')[0].eval(),
+                                    tiny_args.input_size)
+    assert measured['base_macs'] == plain_macs  # the NetAug model in base mode is the plain one
+    for name in ['baseline'] + settings:
+        assert len(measured[name]['seconds']) == tiny_args.iters
     for name in settings:
-        assert len(timed[name]['timed_aug_macs']) == tiny_args.iters
-        assert all(macs > base_macs for macs in timed[name]['timed_aug_macs'])
+        assert len(measured[name]['timed_aug_macs']) == tiny_args.iters
+        assert all(macs > plain_macs for macs in measured[name]['timed_aug_macs'])
+    assert measured['expected_macs_ratio']['random'] > measured['expected_macs_ratio'][
+        'random_expand'] > 1
+
+
+def test_profile_sorts_the_step_into_kinds_of_work(tiny_args):
+    profiles = bench.profile_settings(*MBV3, tiny_args)
+    assert list(profiles) == [name for name, _ in bench.PROFILED]
+    for row in profiles.values():
+        assert sum(row['ms_per_step'].values()) == pytest.approx(row['profiled_ms_per_step'])
+        assert row['ms_per_step']['convolutions'] > 0
+    slicing = bench.WORK_KINDS[2][0]
+    assert profiles['width phase']['ms_per_step'][slicing] > 5 * profiles['baseline'][
+        'ms_per_step'][slicing]
