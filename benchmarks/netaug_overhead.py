@@ -31,6 +31,9 @@ model, optimizer and batch exist, before the first step (activations, gradients,
 state, workspaces); the memory ratio compares step memory. A CUDA run is one process per
 detector.
 
+``--glibc-defaults`` measures without the config's ``env_cfg.malloc_cfg`` (which every setting
+gets otherwise, as a training run does).
+
 ``--quick`` (batch 4, 192x192, 2 warm-up steps and 10 timed rounds, 20 MAC samples, one
 thread) runs in under 3 minutes on 2 CPU cores; ``--json`` writes, per backbone and phase,
 ``time_ratio``, ``macs_ratio``, ``memory_ratio`` and the absolute figures (with every timed
@@ -73,6 +76,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--quick', action='store_true',
                         help=f'small settings for a check in under 3 minutes: {QUICK}')
     parser.add_argument('--json', help='also write the results to this json file')
+    parser.add_argument('--glibc-defaults', action='store_true',
+                        help="leave glibc's allocator settings as they are instead of applying "
+                        "the config's env_cfg.malloc_cfg, as a training run does")
     parser.add_argument('--profile', action='store_true',
                         help='instead of the timing table, where the time of a step goes '
                         '(torch.profiler, CPU time by kind of work) for the baseline and both '
@@ -85,6 +91,23 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error('--warmup and --iters must be at least 1 (memory is read over the warm-up '
                      'steps)')
     return args
+
+
+def setup_process(config: str, args: argparse.Namespace) -> None:
+    """This process as a training run of ``config`` would have it: ``--threads`` and the config's
+    ``env_cfg.malloc_cfg`` (``netaug_det/utils/allocator.py``; not with ``--glibc-defaults``)."""
+    import torch
+    from mmengine.config import Config
+
+    from netaug_det.utils.allocator import tune_glibc_malloc
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    malloc_cfg = Config.fromfile(os.path.join(REPO_ROOT, config)).env_cfg.get('malloc_cfg')
+    if malloc_cfg is not None and not args.glibc_defaults:
+        not_applied = tune_glibc_malloc(**malloc_cfg)
+        if not_applied:
+            print(f'malloc_cfg not applied: {not_applied}')
 
 
 def build_model(config: str, device: str):
@@ -212,8 +235,7 @@ def measure_detector(baseline_config: str, netaug_config: str, args: argparse.Na
     """
     import torch
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    setup_process(baseline_config, args)
     names = ('baseline', ) + tuple(setting for setting, _, _ in SETTINGS)
     built = [build_setting(baseline_config, None, False, args)] + [
         build_setting(netaug_config, mode, release, args) for _, mode, release in SETTINGS]
@@ -261,10 +283,7 @@ def peak_memory(config: str, aug_mode: Optional[str], release: bool,
     "step": that peak minus the resident set once the model, optimizer and batch exist, before
     the first step.
     """
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    setup_process(config, args)
     model, optim_wrapper, batch, _ = build_setting(config, aug_mode, release, args)
     step = train_step_fn(model, optim_wrapper, batch, args.device)
     resting = resident_kib('VmRSS') * 1024
@@ -292,11 +311,9 @@ def profile_settings(baseline_config: str, netaug_config: str,
                      args: argparse.Namespace) -> Dict:
     """Milliseconds of CPU time per step by kind of work (``WORK_KINDS``) for the baseline and
     both NetAug phases, from ``torch.profiler`` over ``args.iters`` steps after warm-up."""
-    import torch
     from torch.profiler import ProfilerActivity, profile
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    setup_process(baseline_config, args)
     result = {}
     for name, mode in PROFILED:
         config = baseline_config if mode is None else netaug_config
@@ -365,7 +382,8 @@ def main(argv=None) -> None:
             with open(args.json, 'w') as f:
                 json.dump(profiles, f, indent=2)
         return
-    results = dict(device=args.device, gpu=gpu, amp=args.amp, batch_size=args.batch_size,
+    results = dict(device=args.device, gpu=gpu, amp=args.amp,
+                   glibc_defaults=args.glibc_defaults, batch_size=args.batch_size,
                    input_size=args.input_size, iters=args.iters, warmup=args.warmup,
                    threads=args.threads or torch.get_num_threads(), detectors={})
     for name, (baseline_config, netaug_config) in DETECTORS.items():
@@ -393,6 +411,7 @@ def main(argv=None) -> None:
     results['wall_s'] = time.perf_counter() - started
 
     print(f"device={results['device']}{' (' + gpu + ')' if gpu else ''} amp={args.amp} "
+          f"malloc={'glibc defaults' if args.glibc_defaults else 'env_cfg.malloc_cfg'} "
           f"threads={results['threads']} batch={args.batch_size} input={args.input_size} "
           f"iters={args.iters} load average after run={results['load_average']} "
           f"wall={results['wall_s']:.0f}s")

@@ -12,6 +12,8 @@ takes, the same things happen before the first step:
   built dataset is checked (missing or empty images, boxes without area, objects of classes
   outside the metainfo), and a dataset that fails to build has its annotation files parsed to
   name the bad one (``netaug_det/datasets/checks.py``);
+- ``env_cfg.malloc_cfg`` (the project's default runtime sets it) tunes glibc's allocator to
+  keep freed CPU memory for reuse (:func:`netaug_det.utils.allocator.tune_glibc_malloc`);
 - stale temporary checkpoint files of an interrupted write are removed from the work dir;
 - ``AmpOptimWrapper`` without a GPU is refused with what to do instead;
 - checkpoints load strictly (``load_from``, testing and ``--resume``), and a mismatch says what
@@ -37,6 +39,7 @@ from mmengine.runner import Runner
 from ..datasets.checks import (DataError, check_annotations, check_data_paths,
                                check_loaded_dataset, classes_of, leaf_datasets,
                                problems_report, voc_objects_outside)
+from ..utils.allocator import tune_glibc_malloc
 from ..utils.checkpoint import explain_mismatch, remove_stale_parts
 from ..utils.config import apply_config_variables
 from ..utils.distributed import unwrap_model
@@ -66,6 +69,18 @@ class NetAugDetRunner(Runner):
                 print_log(f'removed {len(removed)} temporary file(s) of an interrupted checkpoint '
                           f'write from {cfg.work_dir}: {removed}', 'current', logging.WARNING)
         return super().from_cfg(cfg)
+
+    def setup_env(self, env_cfg: dict) -> None:
+        """mmengine's environment set-up, plus ``env_cfg.malloc_cfg`` (keyword arguments of
+        :func:`netaug_det.utils.allocator.tune_glibc_malloc`; None or absent: glibc's
+        defaults)."""
+        super().setup_env(env_cfg)
+        malloc_cfg = env_cfg.get('malloc_cfg')
+        if malloc_cfg is not None:
+            not_applied = tune_glibc_malloc(**malloc_cfg)
+            if not_applied:
+                print_log(f'env_cfg.malloc_cfg not applied: {not_applied}', 'current',
+                          logging.WARNING)
 
     def build_model(self, model):
         """mmengine's model, with the config's ``distiller`` attached (see the module doc)."""
