@@ -34,7 +34,7 @@ detector.
 ``--glibc-defaults`` measures without the config's ``env_cfg.malloc_cfg`` (which every setting
 gets otherwise, as a training run does).
 
-``--quick`` (batch 4, 192x192, 2 warm-up steps and 10 timed rounds, 20 MAC samples, one
+``--quick`` (batch 4, 192x192, 2 warm-up steps and 20 timed rounds, 20 MAC samples, one
 thread) runs in under 3 minutes on 2 CPU cores; ``--json`` writes, per backbone and phase,
 ``time_ratio``, ``macs_ratio``, ``memory_ratio`` and the absolute figures (with every timed
 step's seconds and its sampled model's MACs). ``--profile`` prints instead where the CPU time
@@ -57,7 +57,7 @@ DETECTORS = {
 # (name, NetAug mode, release_base_graph); None: the baseline
 SETTINGS = (('width phase', 'random', False), ('expand phase', 'random_expand', False),
             ('width phase, base graph released', 'random', True))
-QUICK = dict(batch_size=4, input_size=192, iters=10, warmup=2, mac_samples=20, threads=1)
+QUICK = dict(batch_size=4, input_size=192, iters=20, warmup=2, mac_samples=20, threads=1)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
