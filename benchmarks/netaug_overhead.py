@@ -99,13 +99,12 @@ def setup_process(config: str, args: argparse.Namespace) -> None:
     import torch
     from mmengine.config import Config
 
-    from netaug_det.utils.allocator import tune_glibc_malloc
+    from netaug_det.utils.allocator import apply_malloc_cfg
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    malloc_cfg = Config.fromfile(os.path.join(REPO_ROOT, config)).env_cfg.get('malloc_cfg')
-    if malloc_cfg is not None and not args.glibc_defaults:
-        not_applied = tune_glibc_malloc(**malloc_cfg)
+    if not args.glibc_defaults:
+        not_applied = apply_malloc_cfg(Config.fromfile(os.path.join(REPO_ROOT, config)).env_cfg)
         if not_applied:
             print(f'malloc_cfg not applied: {not_applied}')
 
@@ -188,9 +187,11 @@ def train_step_fn(model, optim_wrapper, batch, device: str):
     """One ``model.train_step`` on ``batch`` (synchronised on a GPU)."""
     import torch
 
+    on_gpu = device.startswith('cuda')
+
     def step() -> None:
         model.train_step(batch, optim_wrapper)
-        if device.startswith('cuda'):
+        if on_gpu:
             torch.cuda.synchronize()
 
     return step
@@ -227,9 +228,9 @@ def measure_detector(baseline_config: str, netaug_config: str, args: argparse.Na
     """Step times of the baseline and every NetAug setting, timed in rounds, and the MACs.
 
     All settings live in this one process; after ``args.warmup`` untimed steps each (on a GPU
-    also their peak memory, see ``peak_memory``), every round times one step of each setting, in
-    an order that rotates from round to round, so that a change of the machine's load during
-    the run reaches all settings alike. The NetAug term of every setting samples from a
+    also their peak memory, read from the CUDA allocator), every round times one step of each
+    setting, in an order that rotates from round to round, so that a change of the machine's
+    load during the run reaches all settings alike. The NetAug term of every setting samples from a
     generator seeded 0, and the MACs of the very models timed are counted afterwards
     (``sampled_macs``): the predicted ratio is that of the steps measured.
     """
@@ -266,9 +267,10 @@ def measure_detector(baseline_config: str, netaug_config: str, args: argparse.Na
         model.eval()
         result[name]['timed_aug_macs'] = sampled_macs(model, supernet, mode, timed,
                                                       args.input_size)
-    result['base_macs'] = forward_macs(model, args.input_size)
+    netaug_model, _, _, supernet = built[1]  # any NetAug setting: all hold the same model
+    result['base_macs'] = forward_macs(netaug_model, args.input_size)
     result['expected_macs_ratio'] = {
-        mode: 1 + sum(sampled_macs(model, supernet, mode, range(args.mac_samples),
+        mode: 1 + sum(sampled_macs(netaug_model, supernet, mode, range(args.mac_samples),
                                    args.input_size)) / args.mac_samples / result['base_macs']
         for mode in ('random', 'random_expand')}
     return result

@@ -6,7 +6,7 @@ import sys
 import pytest
 from mmengine.runner import Runner
 
-from netaug_det.engine import runner as runner_module
+from netaug_det.utils import allocator
 from netaug_det.engine.runner import NetAugDetRunner
 from netaug_det.utils.allocator import tune_glibc_malloc
 
@@ -49,6 +49,6 @@ def test_malloc_cfg_values_are_checked():
 def test_runner_applies_env_cfg_malloc_cfg(monkeypatch, malloc_cfg):
     calls = []
     monkeypatch.setattr(Runner, 'setup_env', lambda self, env_cfg: None)
-    monkeypatch.setattr(runner_module, 'tune_glibc_malloc', lambda **kw: calls.append(kw))
+    monkeypatch.setattr(allocator, 'tune_glibc_malloc', lambda **kw: calls.append(kw))
     NetAugDetRunner.__new__(NetAugDetRunner).setup_env(dict(malloc_cfg=malloc_cfg))
     assert calls == ([] if malloc_cfg is None else [malloc_cfg])

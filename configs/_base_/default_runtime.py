@@ -8,8 +8,8 @@ custom_imports = dict(imports=['netaug_det'], allow_failed_imports=False)
 runner_type = 'NetAugDetRunner'
 
 # CPU memory: glibc keeps freed memory for reuse instead of returning it to the system between
-# steps, which saved 18% of a baseline and up to a third of a NetAug training step on CPU
-# (netaug_det/utils/allocator.py); malloc_cfg=None keeps glibc's defaults.
+# steps, which made CPU training steps 3% to 28% faster (netaug_det/utils/allocator.py;
+# docs/netaug_training.md); malloc_cfg=None keeps glibc's defaults.
 env_cfg = dict(malloc_cfg=dict(mmap_threshold=1 << 30, trim_threshold=1 << 30))
 
 # Long schedules: keep a checkpoint every 10 epochs (and the last three only).

@@ -39,7 +39,7 @@ from mmengine.runner import Runner
 from ..datasets.checks import (DataError, check_annotations, check_data_paths,
                                check_loaded_dataset, classes_of, leaf_datasets,
                                problems_report, voc_objects_outside)
-from ..utils.allocator import tune_glibc_malloc
+from ..utils.allocator import apply_malloc_cfg
 from ..utils.checkpoint import explain_mismatch, remove_stale_parts
 from ..utils.config import apply_config_variables
 from ..utils.distributed import unwrap_model
@@ -75,12 +75,10 @@ class NetAugDetRunner(Runner):
         :func:`netaug_det.utils.allocator.tune_glibc_malloc`; None or absent: glibc's
         defaults)."""
         super().setup_env(env_cfg)
-        malloc_cfg = env_cfg.get('malloc_cfg')
-        if malloc_cfg is not None:
-            not_applied = tune_glibc_malloc(**malloc_cfg)
-            if not_applied:
-                print_log(f'env_cfg.malloc_cfg not applied: {not_applied}', 'current',
-                          logging.WARNING)
+        not_applied = apply_malloc_cfg(env_cfg)
+        if not_applied:
+            print_log(f'env_cfg.malloc_cfg not applied: {not_applied}', 'current',
+                      logging.WARNING)
 
     def build_model(self, model):
         """mmengine's model, with the config's ``distiller`` attached (see the module doc)."""

@@ -5,9 +5,10 @@ threshold (dynamic, at most 32 MiB by default) with a fresh ``mmap`` and returns
 when freed, and trims freed memory at the top of its heap: every training step then pays page
 faults and the kernel's zeroing for the same activations and gradient buffers again. NetAug's
 augmented passes have wider activations and full-width gradients of the supernet's weights, so
-more of their tensors cross the threshold: on the 2-core development machine this churn cost a
-NetAug step of the MobileNetV2 detector (batch 8, 256x256) about a third of its time and the
-baseline about a sixth (``docs/netaug_training.md``, "Training cost and its knobs"). PyTorch's
+more of their tensors cross the threshold: on the 2-core development machine these settings made
+a NetAug step of the MobileNetV2 detector (batch 8, 256x256) 28% (width phase) and 15% (expand
+phase) faster, and the baselines 3% to 7% (``docs/netaug_training.md``, "Training cost and its
+knobs"). PyTorch's
 performance guide recommends jemalloc or tcmalloc for the same reason; these two settings get the
 same reuse from glibc without another library. The process keeps its peak memory instead of
 giving it back between steps.
@@ -43,3 +44,12 @@ def tune_glibc_malloc(mmap_threshold: int = 1 << 30,
         if mallopt(param, value) != 1:
             return f'glibc refused mallopt({param}, {value})'
     return None
+
+
+def apply_malloc_cfg(env_cfg: dict) -> Optional[str]:
+    """``tune_glibc_malloc(**env_cfg['malloc_cfg'])`` when the key is set and not None.
+
+    Returns why a set ``malloc_cfg`` was not applied, else None.
+    """
+    malloc_cfg = env_cfg.get('malloc_cfg')
+    return None if malloc_cfg is None else tune_glibc_malloc(**malloc_cfg)
