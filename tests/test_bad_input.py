@@ -111,6 +111,19 @@ def test_truncated_annotation_inside_a_concat_dataset_is_named(data, tmp_path):
     assert xml in str(error.value)
 
 
+def test_bad_data_inside_a_concat_dataset_names_its_annotation_file(data, tmp_path):
+    image = first_annotation(data).replace('Annotations', 'JPEGImages').replace('.xml', '.jpg')
+    open(image, 'w').close()
+    runner = RUNNERS.build(tiny_cfg(BASELINE, data, tmp_path / 'work'))
+    loader = runner.cfg.train_dataloader
+    ann_file = loader.dataset.ann_file
+    loader.dataset = dict(type='ConcatDataset', datasets=[loader.dataset, loader.dataset])
+    with pytest.raises(DataError, match='empty \\(0 bytes\\)') as error:
+        runner.build_dataloader(loader)
+    assert f'bad data in {ann_file}, {ann_file}:' in str(error.value)
+    assert image in str(error.value)
+
+
 def test_empty_image_is_named(data, tmp_path):
     image = first_annotation(data).replace('Annotations', 'JPEGImages').replace('.xml', '.jpg')
     open(image, 'w').close()

@@ -107,7 +107,8 @@ class NetAugDetRunner(Runner):
             raise
         problems = check_loaded_dataset(loader.dataset)
         if problems:
-            raise DataError(f'bad data in {dataset_cfg.get("ann_file")}:\n  '
+            ann_files = ', '.join(str(leaf.get('ann_file')) for leaf in leaves)
+            raise DataError(f'bad data in {ann_files}:\n  '
                             f'{problems_report(problems)}\nFix or remove these files (python -m '
                             'netaug_det.tools.check_dataset CONFIG lists every problem)')
         for leaf in leaves:
