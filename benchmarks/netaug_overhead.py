@@ -170,8 +170,7 @@ def build_setting(config: str, aug_mode: Optional[str], release: bool,
     if aug_mode is not None:
         supernet = NetAugSupernet(model)
         term = NetAugAuxLoss(supernet, alpha=1.0)
-        term.aug_mode = aug_mode
-        term.generator.manual_seed(0)
+        term.prepare_step(aug_mode, 1.0, seed=0)
         loss = TrainLoss.attach(model)
         loss.add('netaug', term)
         loss.release_base_graph = release

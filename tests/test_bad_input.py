@@ -14,7 +14,7 @@ from conftest import REPO_ROOT
 from netaug_det.datasets import generate_demo_dataset
 from netaug_det.datasets.checks import DataError
 from netaug_det.tools import check_dataset, export_deployable
-from netaug_det.utils.sweep import collect_cells, run_dir
+from netaug_det.experiments.sweep import collect_cells, run_dir
 
 BASELINE = osp.join(REPO_ROOT, 'configs', 'demo', 'yolov3_mbv2_demo.py')
 NETAUG = osp.join(REPO_ROOT, 'configs', 'demo', 'yolov3_mbv2_netaug_demo.py')

@@ -8,7 +8,8 @@ from mmengine.analysis import parameter_count
 from torch import nn
 
 import netaug_det  # noqa: F401
-from netaug_det.utils.complexity import MACAnalyzer, build_detector, get_detector_complexity
+from netaug_det.models.builders import build_detector
+from netaug_det.analysis.complexity import MACAnalyzer, get_detector_complexity
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 

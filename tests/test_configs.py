@@ -20,7 +20,7 @@ from mmengine.runner.checkpoint import _load_checkpoint
 import netaug_det  # noqa: F401
 from netaug_det.datasets import DEMO_CLASSES, generate_demo_dataset
 from netaug_det.models.backbones import TinyMobileNetV2
-from netaug_det.utils.complexity import build_detector
+from netaug_det.models.builders import build_detector
 from netaug_det.utils.config import apply_config_variables, apply_input_size, backbone_checkpoint
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))

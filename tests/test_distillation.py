@@ -12,12 +12,12 @@ from mmengine.runner.checkpoint import _load_checkpoint
 
 from conftest import REPO_ROOT
 from netaug_det.datasets import generate_demo_dataset
-from netaug_det.models.distillation import TeacherDistiller
+from netaug_det.models.distillation import NetAugSelfDistillation, TeacherDistiller
 from netaug_det.models.netaug import NetAugAuxLoss, NetAugSupernet, export_plain_model
 from netaug_det.models.train_loss import TrainLoss, loss_total
 from netaug_det.tools import loss_terms
 from netaug_det.tools.export_deployable import export
-from netaug_det.utils.complexity import build_detector
+from netaug_det.models.builders import build_detector
 from mmengine.dataset import pseudo_collate
 from test_netaug_hook import RandomDetDataset, first_batch
 
@@ -56,11 +56,10 @@ def test_netaug_kd_step_is_base_plus_alpha_aux_plus_kd(teacher_checkpoint):
     teacher = model.distiller.teacher
     teacher_state = {k: v.clone() for k, v in teacher.state_dict().items()}
     term = NetAugAuxLoss(NetAugSupernet(model), alpha=0.5)
-    term.aug_mode = 'random'
     loss_fn = TrainLoss.attach(model)
     loss_fn.add('netaug', term)
     loss_fn.add('distill', model.distiller)
-    term.generator.manual_seed(4)
+    term.prepare_step('random', 1.0, seed=4)
     total = model.parse_losses(model.loss(inputs, samples))[0]
     total.backward()
 
@@ -112,11 +111,13 @@ def test_self_distillation_reaches_the_teacher_only_when_asked(detach):
     """RKD between the base and the sampled augmented pass: with a detached teacher, channels
     that only the augmented model uses get no gradient from it; otherwise they do."""
     model, data = rkd_demo_model_and_batch()
-    term = NetAugAuxLoss(NetAugSupernet(model), alpha=0.0,
-                         self_distill=dict(rkd_distance=25.0, rkd_angle=50.0, teacher='max',
-                                           detach_teacher=detach))
-    term.aug_mode = 'random'
-    TrainLoss.attach(model).add('netaug', term)
+    term = NetAugAuxLoss(NetAugSupernet(model), alpha=0.0, keep_outputs=True)
+    term.prepare_step('random', 1.0, seed=0)
+    loss_fn = TrainLoss.attach(model)
+    loss_fn.add('netaug', term)
+    loss_fn.add('self_kd', NetAugSelfDistillation(term, num_classes=model.bbox_head.num_classes,
+                                                  rkd_distance=25.0, rkd_angle=50.0,
+                                                  teacher='max', detach_teacher=detach))
     losses = model.loss(data['inputs'].float(), data['data_samples'])
     assert {'self_kd_loss_rkd_distance', 'self_kd_loss_rkd_angle', 'self_kd_total'} <= set(losses)
     # alpha=0: only the self-distillation terms can reach the augmented channels
@@ -131,14 +132,14 @@ def test_step_weight_scales_aux_and_self_distillation_alike():
     """aux_interval=k runs the pass every k-th step with step_weight k: the auxiliary losses and
     the self-distillation terms are both k times their every-step values."""
     model, data = rkd_demo_model_and_batch()
-    term = NetAugAuxLoss(NetAugSupernet(model), alpha=0.5,
-                         self_distill=dict(rkd_distance=25.0, rkd_angle=50.0))
-    term.aug_mode = 'random'
-    TrainLoss.attach(model).add('netaug', term)
+    term = NetAugAuxLoss(NetAugSupernet(model), alpha=0.5, keep_outputs=True)
+    loss_fn = TrainLoss.attach(model)
+    loss_fn.add('netaug', term)
+    loss_fn.add('self_kd', NetAugSelfDistillation(term, num_classes=model.bbox_head.num_classes,
+                                                  rkd_distance=25.0, rkd_angle=50.0))
     runs = []
     for step_weight in (1, 3):
-        term.step_weight = step_weight
-        term.generator.manual_seed(5)
+        term.prepare_step('random', step_weight, seed=5)
         with torch.no_grad():
             runs.append(model.loss(data['inputs'].float(), data['data_samples']))
     for name in ('aux_total', 'self_kd_total', 'base_total'):

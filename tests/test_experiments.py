@@ -10,7 +10,7 @@ import pytest
 from conftest import REPO_ROOT
 from netaug_det.datasets import generate_demo_dataset
 from netaug_det.tools import compare_runs, lr_grid, run_demo
-from netaug_det.utils.experiments import (RESULT_FILE, RunSpec, _split_options, epoch_options,
+from netaug_det.experiments.runs import (RESULT_FILE, RunSpec, _split_options, epoch_options,
                                           run_experiment)
 
 BASELINE = osp.join(REPO_ROOT, 'configs', 'demo', 'yolov3_mbv2_demo.py')

@@ -30,7 +30,7 @@ from netaug_det.datasets.checks import DataError, check_loaded_dataset
 from netaug_det.engine import NetAugDetRunner
 from netaug_det.engine.hooks.netaug_hook import step_seed
 from netaug_det.models.netaug import NetAugSupernet, deployable_state_dict, export_plain_model
-from netaug_det.utils.complexity import MACAnalyzer, get_detector_complexity
+from netaug_det.analysis.complexity import MACAnalyzer, get_detector_complexity
 from netaug_det.utils.config import apply_config_variables
 from toy_task import SeededSamples
 

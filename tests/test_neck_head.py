@@ -14,7 +14,8 @@ from mmengine.structures import InstanceData
 import netaug_det  # noqa: F401
 from netaug_det.models.dense_heads import TinyYOLOV3Head
 from netaug_det.models.necks import TinyYOLOV3Neck
-from netaug_det.utils.complexity import MACAnalyzer, build_detector
+from netaug_det.models.builders import build_detector
+from netaug_det.analysis.complexity import MACAnalyzer
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 NECK_IN = [112, 32, 16]  # MobileNetV2-w0.35 strides 32, 16, 8

@@ -278,7 +278,6 @@ def test_one_step_after_a_sort_equals_the_unsorted_step_permuted(
     model = build_detector(aug_width_mult_list=(1.0, ), aug_expand_list=(1.0, 1.5))
     supernet = NetAugSupernet(model)
     term = NetAugAuxLoss(supernet, alpha=1.0)
-    term.aug_mode = 'random'
     TrainLoss.attach(model).add('netaug', term)
     wrapper = build_optim_wrapper(model, dict(optimizer=optimizer,
                                               accumulative_counts=accumulative_counts))
@@ -287,8 +286,7 @@ def test_one_step_after_a_sort_equals_the_unsorted_step_permuted(
                for i in range(steps_before_sort + 1)]
 
     def step(model, wrapper, index):
-        term = TrainLoss.of(model).terms['netaug']
-        term.generator.manual_seed(index)
+        TrainLoss.of(model).terms['netaug'].prepare_step('random', 1.0, seed=index)
         model.train_step(batches[index], wrapper)
 
     for index in range(steps_before_sort):
@@ -473,8 +471,7 @@ def netaug_loss_and_grads(model: torch.nn.Module, data: dict, autocast_dtype=Non
     """One NetAug loss (base + random augmented model, fixed sample) and its gradients; records
     the dtype of the first backbone conv's output in each of the two passes."""
     term = NetAugAuxLoss(NetAugSupernet(model), alpha=1.0)
-    term.aug_mode = 'random'
-    term.generator.manual_seed(3)
+    term.prepare_step('random', 1.0, seed=3)
     loss_fn = TrainLoss.attach(model)
     loss_fn.add('netaug', term)
     dtypes = []

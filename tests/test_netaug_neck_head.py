@@ -12,7 +12,7 @@ from netaug_det.models.dense_heads import NetAugTinyYOLOV3Head, TinyYOLOV3Head
 from netaug_det.models.necks import NetAugTinyYOLOV3Neck, TinyYOLOV3Neck
 from netaug_det.models.netaug import (NETAUG_MODES, NetAugSupernet, export_plain_model,
                                       permute_named_tensors)
-from netaug_det.utils.complexity import build_detector
+from netaug_det.models.builders import build_detector
 from test_backbones import randomize_batchnorm
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))

@@ -1,7 +1,7 @@
 """The one aggregation module: summaries, best grid point, bootstrap intervals, tables."""
 import pytest
 
-from netaug_det.utils.stats import (Summary, best_of_grid, bootstrap_interval, markdown_table,
+from netaug_det.experiments.stats import (Summary, best_of_grid, bootstrap_interval, markdown_table,
                                     summarize)
 
 

@@ -12,8 +12,8 @@ from mmengine.config import Config
 from conftest import REPO_ROOT
 from netaug_det.datasets import generate_demo_dataset
 from netaug_det.tools import resolution_sweep
-from netaug_det.utils.experiments import evaluator_type, read_ap50
-from netaug_det.utils.sweep import (DEFAULT_RESOLUTIONS, SweepCell, SweepPoint, collect_cells,
+from netaug_det.experiments.runs import evaluator_type, read_ap50
+from netaug_det.experiments.sweep import (DEFAULT_RESOLUTIONS, SweepCell, SweepPoint, collect_cells,
                                     iso_ap50_reduction, run_dir, sweep_result,
                                     write_sweep_outputs)
 

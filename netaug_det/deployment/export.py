@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from ..models.netaug import export_plain_model
 from ..utils.checkpoint import explain_mismatch
-from ..utils.complexity import build_detector
+from ..models.builders import build_detector
 from ..utils.config import MAX_STRIDE, apply_config_variables, check_input_size
 from . import require_onnx_packages
 from .postprocess import CUSTOM_TRANSLATIONS, POSTPROCESS_OUTPUT_NAMES, YOLOV3PostProcess

@@ -14,7 +14,7 @@ from typing import Iterable, Iterator, Optional
 import numpy as np
 from mmengine.config import Config
 
-from ..utils.complexity import build_detector
+from ..models.builders import build_detector
 from . import require_onnx_packages
 from .runtime import build_dataset, preprocessed_batches
 

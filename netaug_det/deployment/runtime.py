@@ -14,7 +14,7 @@ from mmengine.registry import init_default_scope
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ..utils.complexity import build_detector
+from ..models.builders import build_detector
 from . import require_onnx_packages
 from .export import load_config
 from .postprocess import predict_from_raw

@@ -1,7 +1,10 @@
-"""What the models that derive their parts' widths from the built backbone share."""
-from typing import Any, Tuple
+"""Model builders: a detector from a config (in its default scope), and what the models that
+derive their parts' widths from the built backbone share."""
+from typing import Any, Tuple, Union
 
 from mmdet.registry import MODELS
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
 from torch import nn
 
 
@@ -29,3 +32,15 @@ def derived(cfg: dict, part: str, key: str, value: Any, source: str, owner: str)
                          f'{normal(value)}; {owner} derives it, so remove {key} from the {part} '
                          'config')
     return dict(cfg, **{key: value})
+
+
+def build_detector(cfg: Union[str, Config, dict]) -> nn.Module:
+    """Builds a detector in the mmdet scope from a config (or its path; its ``model`` is built
+    in its ``default_scope``) or from a model config dict."""
+    if isinstance(cfg, str):
+        cfg = Config.fromfile(cfg)
+    scope, model_cfg = 'mmdet', cfg
+    if isinstance(cfg, Config):
+        scope, model_cfg = cfg.get('default_scope', 'mmdet'), cfg.model
+    with DefaultScope.overwrite_default_scope(scope):
+        return MODELS.build(model_cfg)

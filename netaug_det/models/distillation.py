@@ -6,9 +6,10 @@
   attaches it to the student as ``model.distiller`` when the config has ``distiller = dict(...)``,
   so its adapters are trained, checkpointed and all-reduced with the model, and never exported;
   the teacher itself is held outside the module tree (not trained, not checkpointed).
-- :class:`SelfDistillation`: NetAug's augmented model teaches the base model in the same step
-  (relational KD on the neck's pooled features, optional soft targets); used by
-  ``NetAugAuxLoss`` (``NetAugHook(self_distill=...)``).
+- :class:`SelfDistillation`: the losses of NetAug's augmented model teaching the base model in
+  the same step (relational KD on the neck's pooled features, optional soft targets), and
+  :class:`NetAugSelfDistillation`, the training term that applies them to the augmented pass of
+  NetAug's own term (``NetAugHook(self_distill=...)`` adds it after ``NetAugAuxLoss``).
 
 Both compare what a single-stage detector with a dense head produces (:func:`head_outputs`):
 the features fed to the head (one map per level) and the head's raw outputs (one map per level).
@@ -24,7 +25,10 @@ from mmengine.runner.checkpoint import load_checkpoint
 from torch import nn
 
 from ..utils.checkpoint import explain_mismatch
-from .train_loss import LossDict, PassOutputs, TrainingOnlyModule, head_outputs, loss_total
+from .builders import build_detector
+from .netaug import NetAugAuxLoss
+from .train_loss import (LossDict, PassOutputs, TrainingOnlyModule, head_outputs, loss_total,
+                         scaled)
 
 
 def _levels(outs: tuple) -> List[torch.Tensor]:
@@ -36,8 +40,6 @@ def _levels(outs: tuple) -> List[torch.Tensor]:
 def build_teacher(config: str, checkpoint: str) -> nn.Module:
     """The teacher detector of ``config`` with the weights of ``checkpoint`` (strictly), in eval
     mode with every parameter frozen."""
-    from ..utils.complexity import build_detector  # utils.complexity imports models
-
     teacher = build_detector(Config.fromfile(config))
     try:
         load_checkpoint(teacher, checkpoint, map_location='cpu', strict=True, logger='silent')
@@ -197,4 +199,45 @@ class SelfDistillation(nn.Module):
         if self.output_loss is not None:
             losses['self_kd_loss_output'] = sum(
                 self.output_loss(s, t) for s, t in zip(_levels(student.outs), teacher_levels))
+        return losses
+
+
+class NetAugSelfDistillation:
+    """NetAug self-distillation as a training term of :class:`TrainLoss`: on every step with an
+    auxiliary pass, :class:`SelfDistillation`'s losses between the base pass and the augmented
+    pass that ``aux`` (NetAug's term, built with ``keep_outputs=True``) just ran, multiplied by
+    its ``step_weight``, plus ``self_kd_total`` (logged, not summed). With ``teacher='max'`` the
+    teacher is an extra pass of the largest augmented model instead.
+
+    Added after ``aux`` (late terms run in the order they were added), so the augmented pass of
+    the step is there when it runs.
+
+    Args:
+        aux (NetAugAuxLoss): NetAug's auxiliary term of the same model.
+        num_classes (int): the detector head's classes (for the soft targets).
+        **kwargs: the other arguments of :class:`SelfDistillation`.
+    """
+
+    needs_outputs = True
+    after_base_release = True
+
+    def __init__(self, aux: NetAugAuxLoss, num_classes: int, **kwargs) -> None:
+        if not aux.needs_outputs:
+            raise ValueError('NetAugSelfDistillation needs the augmented pass\'s outputs: build '
+                             'the NetAugAuxLoss with keep_outputs=True')
+        self.aux = aux
+        self.losses = SelfDistillation(num_classes=num_classes, **kwargs)
+
+    def __call__(self, model: nn.Module, inputs: torch.Tensor, data_samples: list,
+                 base: PassOutputs) -> LossDict:
+        augmented = self.aux.last_pass
+        if augmented is None:
+            return {}
+        teacher_feats, teacher_outs = augmented.feats, augmented.outs
+        if self.losses.teacher == 'max':
+            with self.aux.supernet.augmented('max', None), \
+                    torch.set_grad_enabled(not self.losses.detach_teacher):
+                teacher_feats, teacher_outs = head_outputs(model, inputs)
+        losses = scaled(self.losses(base, teacher_feats, teacher_outs), self.aux.step_weight, '')
+        losses['self_kd_total'] = loss_total(losses).detach()
         return losses

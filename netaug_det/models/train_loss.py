@@ -153,7 +153,7 @@ class TrainLoss:
         self.model = model
         self.terms: Dict[str, TrainTerm] = {}
         self.release_base_graph = False
-        # the AMP loss scale of the coming step, set by the hook that turns release on
+        # the AMP loss scale of the coming step (prepare_step), for release_graph's prescale
         self.grad_prescale = 1.0
 
     @classmethod
@@ -171,8 +171,16 @@ class TrainLoss:
                 raise RuntimeError(f'{type(model).__name__}.loss is already replaced by '
                                    f'{model.__dict__["loss"]!r}; netaug_det cannot add its '
                                    'training terms on top of it')
+            # The rebinding: an instance attribute ``loss`` shadows the class's ``loss`` method,
+            # so mmengine's ``train_step`` -> ``forward(mode='loss')`` -> ``self.loss(...)`` runs
+            # this TrainLoss; ``remove`` deletes it again and the class method is back.
             loss = model.loss = cls(model)
         return loss
+
+    def prepare_step(self, grad_prescale: float) -> None:
+        """Sets up the coming step: the AMP loss scale that the released base gradient is
+        taken at (``release_base_graph``; 1.0 without AMP)."""
+        self.grad_prescale = grad_prescale
 
     def add(self, name: str, term: TrainTerm) -> None:
         """Adds ``term`` under ``name`` (replacing a term of the same name)."""

@@ -39,7 +39,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
-    from netaug_det.utils.compare import Method, run_methods, write_comparison
+    from netaug_det.experiments.compare import Method, run_methods, write_comparison
 
     methods = [Method(run[0], run[1], tuple(run[2:])) for run in args.run]
     results = run_methods(methods, args.test_config, args.seeds, args.work_dir,

@@ -45,8 +45,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     import os.path as osp
 
     from netaug_det.datasets import ensure_demo_dataset
-    from netaug_det.utils.compare import Method, run_methods, write_comparison
-    from netaug_det.utils.experiments import RunSpec, load_merged, run_experiment
+    from netaug_det.experiments.compare import Method, run_methods, write_comparison
+    from netaug_det.experiments.runs import RunSpec, load_merged, run_experiment
     from netaug_det.utils.paths import project_path
 
     os.environ.setdefault('OMP_NUM_THREADS', '1')

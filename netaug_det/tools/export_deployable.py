@@ -37,7 +37,7 @@ def export(config: str, checkpoint: str, out: str, check_config: Optional[str] =
     from netaug_det.models.netaug import deployable_checkpoint
     from netaug_det.models.netaug.supernet import netaug_modules
     from netaug_det.utils.checkpoint import explain_mismatch
-    from netaug_det.utils.complexity import build_detector
+    from netaug_det.models.builders import build_detector
 
     for path, what in ((config, 'config'), (checkpoint, 'checkpoint'),
                        (check_config, 'check config')):

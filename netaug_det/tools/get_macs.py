@@ -26,7 +26,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     from mmengine.config import Config
 
-    from netaug_det.utils.complexity import build_detector, get_detector_complexity
+    from netaug_det.models.builders import build_detector
+    from netaug_det.analysis.complexity import get_detector_complexity
 
     cfg = Config.fromfile(args.config)
     if args.cfg_options:

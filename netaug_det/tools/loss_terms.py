@@ -47,8 +47,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             if isinstance(hook, (NetAugHook, DistillationHook)):
                 hook.before_train(runner)
             if isinstance(hook, NetAugHook):
-                hook.term.aug_mode = 'random'
-                hook.term.generator.manual_seed(args.seed)
+                hook.term.prepare_step('random', hook.aux_interval, args.seed)
         data = model.data_preprocessor(next(iter(runner.train_dataloader)), True)
         with torch.no_grad():
             losses = model.loss(data['inputs'], data['data_samples'])

@@ -40,9 +40,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    from netaug_det.utils.compare import Method, run_methods
-    from netaug_det.utils.experiments import load_merged
-    from netaug_det.utils.stats import best_of_grid, markdown_table
+    from netaug_det.experiments.compare import Method, run_methods
+    from netaug_det.experiments.runs import load_merged
+    from netaug_det.experiments.stats import best_of_grid, markdown_table
 
     configs = dict(baseline=args.baseline, netaug=args.netaug)
     base_lrs = {method: load_merged(config, args.cfg_options).optim_wrapper.optimizer.lr

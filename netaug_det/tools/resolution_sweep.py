@@ -10,7 +10,7 @@ under the baseline config); finished runs are not run again::
 
 ``--collect`` only reads runs made elsewhere, e.g. on a cluster with ``tools/dist_train.sh
 CONFIG 8 --work-dir WORK_DIR/<baseline|netaug>/r<R>/s<seed> --cfg-options input_size=R
-randomness.seed=<seed>`` (layout: ``netaug_det/utils/sweep.py``). Both modes write
+randomness.seed=<seed>`` (layout: ``netaug_det/experiments/sweep.py``). Both modes write
 ``resolution_sweep.{csv,md,png}``: per method and resolution n, mean, sd, min and max AP50, the
 iso-AP50 MAC reduction of the mean curves with a bootstrap interval over seeds, and the plot.
 """
@@ -59,10 +59,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     import os.path as osp
 
-    from netaug_det.utils.complexity import build_detector, get_detector_complexity
-    from netaug_det.utils.experiments import (METRIC_KEYS, RunSpec, evaluator_type, load_merged,
+    from netaug_det.models.builders import build_detector
+    from netaug_det.analysis.complexity import get_detector_complexity
+    from netaug_det.experiments.runs import (METRIC_KEYS, RunSpec, evaluator_type, load_merged,
                                               run_experiment)
-    from netaug_det.utils.sweep import (DEFAULT_RESOLUTIONS, collect_cells, run_dir,
+    from netaug_det.experiments.sweep import (DEFAULT_RESOLUTIONS, collect_cells, run_dir,
                                         sweep_result, write_sweep_outputs)
 
     cfg = load_merged(args.baseline, args.cfg_options)

@@ -49,9 +49,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     import time
 
     from netaug_det.datasets import ensure_demo_dataset
-    from netaug_det.utils.compare import Method, MethodResult, run_methods, write_comparison
-    from netaug_det.utils.complexity import build_detector, get_detector_complexity
-    from netaug_det.utils.experiments import RunSpec, epoch_options, load_merged, run_experiment
+    from netaug_det.experiments.compare import Method, MethodResult, run_methods, write_comparison
+    from netaug_det.models.builders import build_detector
+    from netaug_det.analysis.complexity import get_detector_complexity
+    from netaug_det.experiments.runs import RunSpec, epoch_options, load_merged, run_experiment
     from netaug_det.utils.paths import project_path
 
     start = time.perf_counter()

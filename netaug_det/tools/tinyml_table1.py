@@ -5,7 +5,7 @@
 Each plain backbone (MobileNetV2-Tiny, MCUNet, ProxylessNAS-Mobile w0.35) is measured as the
 official classifier: all its layers, global average pooling and a 1000-class linear layer, at the
 paper's resolution. Params include BatchNorm's (the official ``trainable_param_num``); MACs are
-conv and linear multiply-accumulates (``netaug_det.utils.complexity``). The paper prints two or
+conv and linear multiply-accumulates (``netaug_det.analysis.complexity``). The paper prints two or
 three significant digits; a count agrees when it rounds to the paper's figure.
 """
 import argparse
@@ -41,7 +41,7 @@ def measure(row: PaperRow) -> dict:
     from mmdet.registry import MODELS
 
     import netaug_det.models  # noqa: F401 (registers the backbones)
-    from netaug_det.utils.complexity import get_classifier_complexity
+    from netaug_det.analysis.complexity import get_classifier_complexity
 
     backbone_cls = MODELS.get(row.backbone)
     num_layers = len(backbone_cls.build_arch(row.widen_factor, {}).layer_channels)

@@ -12,6 +12,7 @@ from mmengine.optim import OptimWrapperDict
 from mmengine.runner import IterBasedTrainLoop, Runner
 from mmengine.runner.checkpoint import save_checkpoint
 
+from netaug_det.models.distillation import NetAugSelfDistillation
 from netaug_det.models.netaug import NetAugAuxLoss, NetAugSupernet, deployable_checkpoint
 from netaug_det.models.netaug.supernet import SORT_SCOPES
 from netaug_det.models.train_loss import TrainLoss
@@ -19,6 +20,7 @@ from netaug_det.utils.distributed import unwrap_model
 
 CHECKPOINT_KEY = 'netaug'
 TERM_NAME = 'netaug'
+SELF_DISTILL_TERM_NAME = 'netaug_self_distill'
 _NOT_STARTED = 'not started'
 # Tolerance of the phase boundaries: 0.7 * 10 is 7.000000000000001 in floating point.
 _EPS = 1e-9
@@ -107,8 +109,9 @@ class NetAugHook(Hook):
         aux_interval (int): run the auxiliary pass every this many iterations. Defaults to 1.
         seed (int, optional): seed of the sampler. Defaults to the run's seed.
         self_distill (dict, optional): online self-distillation from the augmented model to the
-            base model (arguments of :class:`netaug_det.models.distillation.SelfDistillation`,
-            e.g. ``dict(rkd_distance=25.0, rkd_angle=50.0)``). Defaults to None (none).
+            base model, a :class:`netaug_det.models.distillation.NetAugSelfDistillation` term
+            (arguments of :class:`netaug_det.models.distillation.SelfDistillation`, e.g.
+            ``dict(rkd_distance=25.0, rkd_angle=50.0)``). Defaults to None (none).
         release_base_graph (bool): lower peak memory, the same update: the base pass's gradient
             is taken before the auxiliary pass runs, freeing its activations
             (:func:`netaug_det.models.train_loss.release_graph`). Not with ``self_distill``,
@@ -169,6 +172,7 @@ class NetAugHook(Hook):
         self.deploy_filename = deploy_filename
         self.supernet: Optional[NetAugSupernet] = None
         self.term: Optional[NetAugAuxLoss] = None
+        self.self_distill_term: Optional[NetAugSelfDistillation] = None
         self._resumed_seed: Optional[int] = None
         self._sampler_seed = 0
         self._rank = 0
@@ -194,9 +198,15 @@ class NetAugHook(Hook):
         """Finds the NetAug modules, adds the auxiliary term, seeds the sampler."""
         model = unwrap_model(runner.model)
         self.supernet = NetAugSupernet(model)
-        self.term = NetAugAuxLoss(self.supernet, self.alpha, self.self_distill)
+        self.term = NetAugAuxLoss(self.supernet, self.alpha,
+                                  keep_outputs=self.self_distill is not None)
         loss = TrainLoss.attach(model)
         loss.add(TERM_NAME, self.term)
+        if self.self_distill is not None:
+            num_classes = getattr(getattr(model, 'bbox_head', None), 'num_classes', None)
+            self.self_distill_term = NetAugSelfDistillation(self.term, num_classes,
+                                                            **self.self_distill)
+            loss.add(SELF_DISTILL_TERM_NAME, self.self_distill_term)
         loss.release_base_graph = self.release_base_graph
         self._by_epoch = not isinstance(runner.train_loop, IterBasedTrainLoop)
         self._sort_every = self.sort_interval or len(runner.train_dataloader)
@@ -225,11 +235,10 @@ class NetAugHook(Hook):
             self._update_phase(runner, runner.iter, runner.max_iters,
                                sort=runner.iter % self._sort_every == 0)
         aux_step = runner.iter % self.aux_interval == 0
-        self.term.aug_mode = self._phase if aux_step else None
-        self.term.step_weight = self.aux_interval
-        self.term.generator.manual_seed(step_seed(self._sampler_seed, self._rank, runner.iter))
+        self.term.prepare_step(self._phase if aux_step else None, self.aux_interval,
+                               step_seed(self._sampler_seed, self._rank, runner.iter))
         if self.release_base_graph:
-            TrainLoss.of(unwrap_model(runner.model)).grad_prescale = self._loss_scale(runner)
+            TrainLoss.of(unwrap_model(runner.model)).prepare_step(self._loss_scale(runner))
 
     def after_train(self, runner: Runner) -> None:
         """Removes the auxiliary term and writes the deployable checkpoint."""
@@ -238,6 +247,8 @@ class NetAugHook(Hook):
         if loss is not None:
             loss.release_base_graph = False
             loss.remove(TERM_NAME, self.term)
+            if self.self_distill_term is not None:
+                loss.remove(SELF_DISTILL_TERM_NAME, self.self_distill_term)
         if self.deploy_filename is not None:
             save_deployable(runner, self.deploy_filename, 'NetAugHook')
 

@@ -133,7 +133,7 @@ def read_ap50(work_dir: str, metric_key: str) -> float:
     raise FileNotFoundError(
         f'no {metric_key!r} in {work_dir}: expected {RESULT_FILE}, <timestamp>/<timestamp>.json '
         'from tools/test.py or <timestamp>/vis_data/scalars.json from a training run with '
-        'validation (see netaug_det/utils/sweep.py for the layout); train and test it, or use '
+        'validation (see netaug_det/experiments/sweep.py for the layout); train and test it, or use '
         'launch mode')
 
 

@@ -10,15 +10,14 @@ head (``mode='tensor'``): no data preprocessing, box decoding or NMS.
 from typing import Dict, Union
 
 import torch
-from mmdet.registry import MODELS
 from mmengine.analysis.jit_analysis import JitModelAnalysis
 from mmengine.analysis.jit_handles import (addmm_flop_jit, bmm_flop_jit, conv_flop_jit,
                                            einsum_flop_jit, linear_flop_jit, matmul_flop_jit)
 from mmengine.config import Config
-from mmengine.registry import DefaultScope
 from torch import nn
 from torch.nn import functional as F
 
+from ..models.builders import build_detector
 from ..models.netaug import export_plain_model
 
 # The operators that carry multiply-accumulates of conv and linear layers (a linear layer traces
@@ -47,18 +46,6 @@ class MACAnalyzer(JitModelAnalysis):
         self.set_op_handle(**MAC_OP_HANDLES)
         self.unsupported_ops_warnings(False)
         self.uncalled_modules_warnings(False)
-
-
-def build_detector(cfg: Union[str, Config, dict]) -> nn.Module:
-    """Builds a detector in the mmdet scope from a config (or its path; its ``model`` is built
-    in its ``default_scope``) or from a model config dict."""
-    if isinstance(cfg, str):
-        cfg = Config.fromfile(cfg)
-    scope, model_cfg = 'mmdet', cfg
-    if isinstance(cfg, Config):
-        scope, model_cfg = cfg.get('default_scope', 'mmdet'), cfg.model
-    with DefaultScope.overwrite_default_scope(scope):
-        return MODELS.build(model_cfg)
 
 
 def get_detector_complexity(model: Union[str, Config, dict, nn.Module],

@@ -2,7 +2,7 @@
 
 Shared by the main job (``run_demo``), ``compare_runs`` (ablations: distillation, cost knobs,
 pretrained starts) and ``lr_grid``. Each method is a config plus training overrides; each is
-trained once per seed with :func:`netaug_det.utils.experiments.run_experiment` into
+trained once per seed with :func:`netaug_det.experiments.runs.run_experiment` into
 ``<work_dir>/<name>/s<seed>/`` and evaluated through its deployable checkpoint.
 """
 import json
@@ -10,7 +10,7 @@ import os
 import os.path as osp
 from typing import Dict, List, NamedTuple, Optional, Sequence
 
-from .experiments import RunSpec, run_experiment
+from .runs import RunSpec, run_experiment
 from .stats import Summary, markdown_table, summarize
 
 

@@ -12,7 +12,7 @@ collect mode reads; a cluster user produces the same with ``tools/dist_train.sh`
 A run laid out without ``s<seed>`` (``<method>/r<resolution>/`` holding the run itself) reads as
 one seed. A run's AP50 is the metric (``pascal_voc/AP50`` for VOC, ``coco/bbox_mAP_50`` for
 COCO) of its newest test run, or, when it was never tested, of its last validation during
-training, in percent (:func:`netaug_det.utils.experiments.read_ap50`).
+training, in percent (:func:`netaug_det.experiments.runs.read_ap50`).
 """
 import csv
 import glob
@@ -23,7 +23,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 
-from .experiments import RESULT_FILE, parse_cfg_options, read_ap50
+from .runs import RESULT_FILE, parse_cfg_options, read_ap50
 from .stats import Summary, bootstrap_interval, markdown_table, summarize
 
 METHODS = ('baseline', 'netaug')
