@@ -85,7 +85,7 @@ PY
         done
         wait "$builder" || { tail -n 40 "$work/build.log" >&2; exit 1; }
     )
-    ls "$work"/dist/mmcv-*.whl >/dev/null 2>&1 || { echo "setup_env: mmcv build failed (see README troubleshooting)" >&2; exit 1; }
+    ls "$work"/dist/mmcv-*.whl >/dev/null 2>&1 || { echo "setup_env: mmcv build failed (see docs/install.md, troubleshooting)" >&2; exit 1; }
     mkdir -p "$WHEEL_DIR"
     local wheel
     wheel="$(ls "$work"/dist/mmcv-*.whl)"
