@@ -261,7 +261,10 @@ def test_aux_interval_runs_every_kth_step_with_k_times_the_weight(tmp_path):
 
 
 @pytest.mark.parametrize('optimizer, accumulative_counts, steps_before_sort, tolerance', [
-    (SGD, 1, 2, dict(rtol=1e-5, atol=1e-6)),
+    # The twin sums in another channel order: on an AMD EPYC (oneDNN kernels) that float noise
+    # reaches 8.6e-5 after three SGD steps at lr 0.05 (1e-6 held on the earlier machines),
+    # against 2e-3 and more when the state does not follow (checked below).
+    (SGD, 1, 2, dict(rtol=1e-3, atol=2e-4)),
     # Adam divides by the gradient's scale, so float noise of the twin's different summation
     # order reaches 7e-5 (against 2e-2 when the state does not follow); eps keeps it there for
     # BN biases followed by another BN, whose gradient is zero up to that noise.
