@@ -76,6 +76,11 @@ class NetAugDetRunner(Runner):
                 'AMP (--amp, AmpOptimWrapper) needs a GPU: mmengine runs fp16 autocast and loss '
                 'scaling on CUDA only. On this CPU machine train in fp32 (drop --amp); NetAug '
                 'training under autocast is tested on CPU with bfloat16 (docs/netaug_training.md)')
+        if cfg.get('work_dir'):
+            removed = remove_stale_parts(cfg.work_dir)
+            if removed:
+                print_log(f'removed {len(removed)} temporary file(s) of an interrupted checkpoint '
+                          f'write from {cfg.work_dir}: {removed}', 'current', logging.WARNING)
         return super().from_cfg(cfg)
 
     def setup_env(self, env_cfg: dict) -> None:
@@ -144,10 +149,6 @@ class NetAugDetRunner(Runner):
         only)."""
         with ExitStack() as stack:
             self._lock_work_dir(stack)
-            removed = remove_stale_parts(self.work_dir)
-            if removed:
-                self.logger.warning(f'removed {len(removed)} temporary file(s) of an interrupted '
-                                    f'checkpoint write from {self.work_dir}: {removed}')
             self._check_training_length()
             self._check_backbone_init()
             validates = all(self.cfg.get(key) is not None
