@@ -17,6 +17,7 @@ from netaug_det.utils.cli import RunRefusedError
 DEMO = 'configs/demo/yolov3_mbv2_demo.py'
 
 
+@pytest.mark.slow
 def test_second_training_into_a_work_dir_is_refused_naming_the_first(tmp_path):
     cfg = Config.fromfile(DEMO)
     cfg.work_dir = str(tmp_path)

@@ -8,6 +8,7 @@ from netaug_det.datasets.checks import DataError
 from netaug_det.utils.cli import RunRefusedError
 
 PAPER = 'configs/yolov3_mbv2_voc.py'
+pytestmark = pytest.mark.slow  # each builds a runner of the paper detector
 
 
 def train(tmp_path, **options):

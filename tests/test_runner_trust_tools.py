@@ -18,7 +18,8 @@ DEMO = 'configs/demo/yolov3_mbv2_demo.py'
 @pytest.mark.parametrize('main,argv,message', [
     (train_tool.main, ['missing.py'], 'config file not found: missing.py'),
     (train_tool.main, [DEMO, '--cfg-options', 'input_size=100'], 'input_size must be'),
-    (train_tool.main, [DEMO, '--cfg-options', 'data_root=/nonexistent/'], 'data not found'),
+    pytest.param(train_tool.main, [DEMO, '--cfg-options', 'data_root=/nonexistent/'],
+                 'data not found', marks=pytest.mark.slow),
     (test_tool.main, [DEMO, 'missing.pth'], 'checkpoint not found: missing.pth')])
 def test_user_errors_end_with_error_line_and_status_2(tmp_path, capsys, main, argv, message):
     with pytest.raises(SystemExit) as end:

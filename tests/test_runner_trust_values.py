@@ -26,6 +26,7 @@ def test_non_finite_netaug_arguments_are_refused(arguments, name):
         NetAugHook(**arguments)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('train_cfg,key', [
     (dict(max_epochs=0), 'train_cfg.max_epochs=0'),
     (dict(_delete_=True, type='IterBasedTrainLoop', max_iters=0), 'train_cfg.max_iters=0')])
