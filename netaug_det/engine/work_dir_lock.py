@@ -5,7 +5,7 @@ Two trainings into one work dir would overwrite each other's checkpoints and
 ``last_checkpoint``. The lock is the kernel's: it ends with the process that holds it, so a
 killed run leaves no stale lock (the file stays and names the last holder). ``flock`` works
 between processes of one machine and on local file systems; on a network file system it
-depends on the mount (NFSv4 supports it).
+depends on the file system and its mount options.
 """
 import json
 import os
