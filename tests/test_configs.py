@@ -201,6 +201,7 @@ def test_backbone_checkpoint_initialises_the_backbone(name, tmp_path):
 DOWNSTREAM_CONFIG = """
 _base_ = '{base}'
 custom_imports = dict(imports=['netaug_det'], allow_failed_imports=False)
+allow_random_init = True  # no ImageNet checkpoint here
 
 model = dict(bbox_head=dict(num_classes={num_classes}))
 train_dataloader = dict(

@@ -119,3 +119,5 @@ def test_dist_train_runs_two_cpu_processes_with_gloo(toy_config, tmp_path):
     log = '\n'.join(p.read_text() for p in (tmp_path / 'ddp').rglob('*.log'))
     assert 'Distributed launcher: pytorch' in log and 'Distributed training: True' in log
     assert (tmp_path / 'ddp/iter_6.pth').is_file()
+    dumped = (tmp_path / 'ddp' / 'toy_config.py').read_text()
+    assert "backend='gloo'" in dumped and 'nccl' not in dumped  # the config says what ran

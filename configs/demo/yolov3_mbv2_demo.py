@@ -8,6 +8,8 @@ data_root = 'data/demo/'
 voc_dir = 'VOCdevkit/VOCdemo/'
 metainfo = dict(classes=('disc', 'ring', 'triangle', 'square', 'star', 'cross'))
 model = dict(bbox_head=dict(num_classes=6))
+# Trained from scratch on purpose (a paper config refuses to start without ImageNet weights).
+allow_random_init = True
 
 # Schedule.
 input_size = 128

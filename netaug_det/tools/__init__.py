@@ -8,3 +8,9 @@ Data: ``make_demo_data``, ``make_demo_imagefolder``, ``check_dataset``. Deployme
 ``export_onnx``, ``test_onnx``, ``quantize_onnx``. Each parses its arguments before importing
 torch or mmdet-heavy modules of its own.
 """
+import warnings
+
+# mmengine imports pkg_resources (and reloads it) to find installed packages; setuptools then
+# warns every tool's user about its own deprecation. Only that message is silenced.
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated as an API',
+                        category=UserWarning)

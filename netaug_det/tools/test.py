@@ -25,11 +25,21 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[List[str]] = None) -> None:
+    """Tests; a user error (bad config value, missing file, bad data, refused run) ends with
+    ``error: ...`` and exit status 2."""
     args = parse_args(argv)
+    from netaug_det.utils.cli import user_errors
+
+    with user_errors():
+        test(args)
+
+
+def test(args: argparse.Namespace) -> None:
+    """Builds the runner of ``args`` as mmdet's ``tools/test.py`` does and tests."""
     if not osp.isfile(args.checkpoint):
-        raise SystemExit(f'error: checkpoint not found: {args.checkpoint}')
+        raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
-        raise SystemExit(f'error: --out must end with .pkl or .pickle, got {args.out}')
+        raise ValueError(f'--out must end with .pkl or .pickle, got {args.out}')
     from mmdet.utils import setup_cache_size_limit_of_dynamo
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner

@@ -29,7 +29,17 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[List[str]] = None) -> None:
+    """Trains; a user error (bad config value, missing file, bad data, refused run) ends with
+    ``error: ...`` and exit status 2."""
     args = parse_args(argv)
+    from netaug_det.utils.cli import user_errors
+
+    with user_errors():
+        train(args)
+
+
+def train(args: argparse.Namespace) -> None:
+    """Builds the runner of ``args`` as mmdet's ``tools/train.py`` does and trains."""
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
@@ -45,8 +55,8 @@ def main(argv: Optional[List[str]] = None) -> None:
             cfg.optim_wrapper.loss_scale = 'dynamic'
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
-            raise RuntimeError('--auto-scale-lr needs `auto_scale_lr = dict(base_batch_size=N)` '
-                               'in the config')
+            raise ValueError('--auto-scale-lr needs `auto_scale_lr = dict(base_batch_size=N)` in '
+                             'the config')
         cfg.auto_scale_lr.enable = True
     if args.resume == 'auto':
         cfg.resume = True

@@ -2,6 +2,7 @@
 import argparse
 import os
 import os.path as osp
+import sys
 from contextlib import contextmanager
 from typing import Iterator, Optional
 
@@ -61,12 +62,35 @@ class MissingPackagesError(ImportError):
     """A package a tool needs cannot be imported; the message names the install command."""
 
 
+class RunRefusedError(RuntimeError):
+    """A run that would give a wrong or useless result, or overwrite another run's files, is
+    refused; the message names the cause (config key, file or process) and the fix."""
+
+
+class UserExit(SystemExit):
+    """Ends a tool with exit status 2 (argparse's status for bad usage); ``str()`` is the
+    ``error: ...`` line the tool printed to stderr."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(2)
+        self.message = f'error: {message}'
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# Errors whose messages name the cause and the fix (DataError is a ValueError).
+USER_ERRORS = (MissingPackagesError, FileNotFoundError, ValueError, RunRefusedError)
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """For command-line tools: a missing package, a missing file or a bad value (errors whose
-    messages name the fix) ends the program with that message and exit status 1, without a
-    traceback."""
+    """For command-line tools: a missing package, a missing file, a bad value or a refused run
+    (errors whose messages name the fix) ends the program with ``error: MESSAGE`` on stderr and
+    exit status 2, without a traceback."""
     try:
         yield
-    except (MissingPackagesError, FileNotFoundError, ValueError) as error:
-        raise SystemExit(f'error: {error}') from error
+    except USER_ERRORS as error:
+        exit_ = UserExit(str(error))
+        print(exit_, file=sys.stderr, flush=True)
+        raise exit_ from error

@@ -20,9 +20,11 @@ def unwrap_model(model: nn.Module) -> nn.Module:
 
 
 def setup_cpu_distributed(cfg: Config) -> None:
-    """Initialises gloo and a CPU-friendly DDP wrapper config when no GPU is available."""
+    """Initialises gloo and a CPU-friendly DDP wrapper config when no GPU is available; the
+    config then says so (``env_cfg.dist_cfg.backend='gloo'``, as dumped into the work dir)."""
     if torch.cuda.is_available():
         return
+    cfg.merge_from_dict({'env_cfg.dist_cfg.backend': 'gloo'})
     if not torch_dist.is_initialized():
         timeout = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout', 1800)
         torch_dist.init_process_group(

@@ -16,6 +16,7 @@ from netaug_det.models.distillation import NetAugSelfDistillation
 from netaug_det.models.netaug import NetAugAuxLoss, NetAugSupernet, deployable_checkpoint
 from netaug_det.models.netaug.supernet import SORT_SCOPES
 from netaug_det.models.train_loss import TrainLoss
+from netaug_det.utils.cli import RunRefusedError
 from netaug_det.utils.distributed import unwrap_model
 
 CHECKPOINT_KEY = 'netaug'
@@ -37,11 +38,36 @@ def save_deployable(runner: Runner, filename: str, source: str) -> None:
     if hasattr(runner.train_dataloader.dataset, 'metainfo'):
         meta['dataset_meta'] = runner.train_dataloader.dataset.metainfo
     path = osp.join(runner.work_dir, filename)
-    save_checkpoint(deployable_checkpoint(model if ema_hook is None else
-                                          ema_hook.ema_model.module, meta), path)
+    checkpoint = deployable_checkpoint(model if ema_hook is None else ema_hook.ema_model.module,
+                                       meta)
+    check_finite_weights(checkpoint['state_dict'], path)
+    save_checkpoint(checkpoint, path)
     averaged = '' if ema_hook is None else ' (EMA weights)'
     runner.logger.info(f'{source}: deployable model{averaged} saved to {path}; test it with the '
                        f'baseline config: tools/test.py BASELINE_CONFIG {path}')
+
+
+def check_finite_weights(state_dict: dict, path: str) -> None:
+    """Raises a :class:`RunRefusedError` naming the tensors of ``state_dict`` (name -> tensor)
+    with NaN or infinite values, so that ``path`` is never written from them."""
+    bad = [name for name, value in state_dict.items()
+           if torch.is_tensor(value) and value.is_floating_point()
+           and not torch.isfinite(value).all()]
+    if bad:
+        raise RunRefusedError(
+            f'{len(bad)} weight tensor(s) hold NaN or infinite values (e.g. {bad[:3]}): training '
+            f'diverged, and {path} was not written. Lower the learning rate or the loss weights '
+            '(e.g. NetAugHook alpha), or resume from an earlier checkpoint of the work dir')
+
+
+def check_finite(owner: str, values: dict, prefix: str = '') -> None:
+    """Raises a ValueError naming ``owner`` and the argument for the first float of ``values``
+    (name -> value; dicts searched too, their keys after ``name.``) that is NaN or infinite."""
+    for name, value in values.items():
+        if isinstance(value, dict):
+            check_finite(owner, value, f'{prefix}{name}.')
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f'{owner}: {prefix}{name} must be a finite number, got {value}')
 
 
 def find_ema_hook(runner: Runner) -> Optional[EMAHook]:
@@ -140,6 +166,9 @@ class NetAugHook(Hook):
             raise ValueError('NetAugHook: stop_aug_before_end counted epochs or iterations '
                              'depending on the loop; use stop_aug_ratio, a fraction of training '
                              '(e.g. 5 of 155 epochs: stop_aug_ratio=5/155)')
+        check_finite('NetAugHook', dict(alpha=alpha, width_aug_ratio=width_aug_ratio,
+                                        stop_aug_ratio=stop_aug_ratio,
+                                        self_distill=self_distill or {}))
         if alpha < 0:
             raise ValueError(f'NetAugHook: alpha must be >= 0, got {alpha}')
         for name, ratio in (('width_aug_ratio', width_aug_ratio),
