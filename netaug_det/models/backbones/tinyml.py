@@ -29,11 +29,29 @@ class MobileNetV2Tiny(TinyMobileNetV2):
     kernel size and expand ratio is :class:`TinyMobileNetV2`'s. At w0.35 the default
     ``out_indices=(2, 4, 6)`` return 16, 32 and 112 channels at strides 8, 16 and 32.
 
-    Args: see :class:`TinyMobileNetV2`.
+    Args:
+        widen_factor (float): Width multiplier. Defaults to 0.35 (the model's own width, unlike
+            :class:`TinyMobileNetV2`, whose defaults are mmdet's).
+        out_indices (Sequence[int]): Returned layers, 0..6 for layer1..layer7, 7 for conv2.
+        Other args: see :class:`TinyMobileNetV2`.
     """
 
     # width of the final 1x1 conv at widen_factor 1.0 (scaled, with no 1280 floor)
     head_conv_channels = 1280
+
+    def __init__(self,
+                 widen_factor: float = 0.35,
+                 out_indices: Sequence[int] = (2, 4, 6),
+                 frozen_stages: int = -1,
+                 conv_cfg: Optional[dict] = None,
+                 norm_cfg: dict = dict(type='BN'),
+                 act_cfg: dict = dict(type='ReLU6'),
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 pretrained: Optional[str] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(widen_factor, out_indices, frozen_stages, conv_cfg, norm_cfg, act_cfg,
+                         norm_eval, with_cp, pretrained, init_cfg)
 
     @classmethod
     def build_arch(cls, widen_factor: float, act_cfg: dict) -> MobileNetArch:
