@@ -10,6 +10,7 @@ separable block of the official input stem, ``layer2``..``layer6`` the five offi
 (MCUNet has none). The NetAug twins are in ``netaug_mobilenet.py``.
 """
 from dataclasses import replace
+from functools import partialmethod
 from typing import List, Optional, Sequence
 
 from mmdet.models.utils import make_divisible
@@ -39,19 +40,8 @@ class MobileNetV2Tiny(TinyMobileNetV2):
     # width of the final 1x1 conv at widen_factor 1.0 (scaled, with no 1280 floor)
     head_conv_channels = 1280
 
-    def __init__(self,
-                 widen_factor: float = 0.35,
-                 out_indices: Sequence[int] = (2, 4, 6),
-                 frozen_stages: int = -1,
-                 conv_cfg: Optional[dict] = None,
-                 norm_cfg: dict = dict(type='BN'),
-                 act_cfg: dict = dict(type='ReLU6'),
-                 norm_eval: bool = False,
-                 with_cp: bool = False,
-                 pretrained: Optional[str] = None,
-                 init_cfg: Optional[dict] = None) -> None:
-        super().__init__(widen_factor, out_indices, frozen_stages, conv_cfg, norm_cfg, act_cfg,
-                         norm_eval, with_cp, pretrained, init_cfg)
+    # the model's own width and outputs; every other default is TinyMobileNetV2's (mmdet's)
+    __init__ = partialmethod(TinyMobileNetV2.__init__, widen_factor=0.35, out_indices=(2, 4, 6))
 
     @classmethod
     def build_arch(cls, widen_factor: float, act_cfg: dict) -> MobileNetArch:
