@@ -1,6 +1,7 @@
 """mmdet's own YOLOv3-MobileNetV2 config takes NetAug in two lines: the NetAug backbone (same
 arguments and defaults as mmdet's MobileNetV2) and the NetAug hook. It builds, trains, and its
 deploy.pth loads strictly into the model of mmdet's unchanged config and predicts the same."""
+import inspect
 import os.path as osp
 
 import mmdet
@@ -26,13 +27,13 @@ DEMO_CLASSES = ('disc', 'ring', 'triangle', 'square', 'star', 'cross')
 
 
 def test_backbone_defaults_are_mmdets():
-    """Every argument and default of mmdet's MobileNetV2 is the plain and NetAug backbones'."""
-    import inspect
-    mmdet_params = inspect.signature(MobileNetV2).parameters
-    for cls in (TinyMobileNetV2, NetAugMobileNetV2.plain_cls):
-        params = inspect.signature(cls).parameters
-        assert {name: p.default for name, p in params.items()} == {
-            name: p.default for name, p in mmdet_params.items()}
+    """The plain and NetAug backbones take every argument of mmdet's MobileNetV2, with its
+    defaults."""
+    mmdet_defaults = {name: param.default
+                      for name, param in inspect.signature(MobileNetV2).parameters.items()}
+    assert {name: param.default for name, param in inspect.signature(
+        TinyMobileNetV2).parameters.items()} == mmdet_defaults
+    assert NetAugMobileNetV2.bind_plain_args((), {}) == mmdet_defaults
 
 
 def tiny_run_cfg(cfg: Config, data_root: str, work_dir: str, pretrained: str) -> Config:
