@@ -16,6 +16,14 @@ from netaug_det.models.netaug import (DynamicBatchNorm2d, DynamicConv2d, NetAugS
                                       permute_named_tensors)
 
 NETAUG_CLASSES = [NetAugMobileNetV2, NetAugMobileNetV3]
+# the NetAug paper's MobileNetV2 (TinyMobileNetV2's defaults are mmdet's: w1.0, (1, 2, 4, 7))
+W035 = dict(widen_factor=0.35, out_indices=(2, 4, 6))
+
+
+def w035(cls: type) -> dict:
+    """The arguments giving ``cls`` its w0.35 layout of the NetAug paper (the defaults of the
+    MobileNetV3 backbones already do)."""
+    return W035 if cls in (TinyMobileNetV2, NetAugMobileNetV2) else {}
 INPUT_SIZES = [(64, 64), (70, 90), (97, 65)]
 
 
@@ -50,7 +58,7 @@ def test_widths_at_w035_follow_official_netaug():
         [24, 24], [24, 40, 40], [88, 72, 64, 64], [168, 232], [232, 336, 336]]
     assert [b.se_channels for b in v3.blocks if b.se_channels] == [16, 16, 16, 40, 56, 56, 88, 88]
     assert [b.with_shortcut for b in v3.blocks[:3]] == [True, False, True]
-    assert TinyMobileNetV2().out_channels == (16, 32, 112)
+    assert TinyMobileNetV2(**W035).out_channels == (16, 32, 112)
     assert TinyMobileNetV3().out_channels == (16, 40, 56)
 
 
@@ -74,13 +82,13 @@ def test_widen_factor_1_equals_torchvision_features(cls, torchvision_builder, he
 
 @pytest.mark.parametrize('cls', NETAUG_CLASSES)
 def test_base_mode_equals_export(cls):
-    model = cls(out_indices=(0, 2, 4, 5))
+    model = cls(widen_factor=0.35, out_indices=(0, 2, 4, 5))
     randomize_batchnorm(model)
     plain = model.export()
     assert type(plain) is cls.plain_cls
     assert not any(isinstance(m, (DynamicConv2d, DynamicBatchNorm2d)) for m in plain.modules())
     assert plain.state_dict().keys() == model.state_dict().keys()
-    fresh = cls.plain_cls(out_indices=(0, 2, 4, 5))
+    fresh = cls.plain_cls(widen_factor=0.35, out_indices=(0, 2, 4, 5))
     assert [t.shape for t in plain.state_dict().values()] == [
         t.shape for t in fresh.state_dict().values()]
     x = torch.randn(1, 3, 64, 64)
@@ -97,7 +105,7 @@ def test_base_mode_equals_export(cls):
 
 
 def test_export_loads_into_mmdet_mobilenet_v2():
-    model = NetAugMobileNetV2().eval()
+    model = NetAugMobileNetV2(**W035).eval()
     randomize_batchnorm(model)
     stock = MobileNetV2(widen_factor=0.35, out_indices=(2, 4, 6))
     stock.load_state_dict(model.export().state_dict(), strict=True)
@@ -112,7 +120,7 @@ def test_export_loads_into_mmdet_mobilenet_v2():
 
 @pytest.mark.parametrize('cls', NETAUG_CLASSES)
 def test_every_mode_returns_base_channels(cls):
-    model = cls().train()
+    model = cls(**w035(cls)).train()
     x = torch.randn(2, 3, 32, 32)
     for mode in ('base', 'max', 'random', 'random_expand'):
         model.set_widths(mode)
@@ -122,7 +130,7 @@ def test_every_mode_returns_base_channels(cls):
 @pytest.mark.parametrize('cls', [TinyMobileNetV2, TinyMobileNetV3, *NETAUG_CLASSES])
 def test_every_trainable_parameter_gets_a_gradient(cls):
     """What DDP (find_unused_parameters=False) needs: no trainable parameter is left unused."""
-    model = cls().train()
+    model = cls(**w035(cls)).train()
     assert not any(p.requires_grad for p in model.conv2.parameters())
     sum(out.mean() for out in model(torch.randn(1, 3, 64, 64))).backward()
     unused = [k for k, p in model.named_parameters() if p.requires_grad and p.grad is None]
@@ -131,7 +139,7 @@ def test_every_trainable_parameter_gets_a_gradient(cls):
 
 @pytest.mark.parametrize('cls', NETAUG_CLASSES)
 def test_gradients_reach_extra_channels_only_outside_base_mode(cls):
-    model = cls().train()
+    model = cls(**w035(cls)).train()
     base_shapes = {k: v.shape for k, v in model.export().state_dict().items()}
     x = torch.randn(2, 3, 64, 64)
 
@@ -162,7 +170,7 @@ def test_gradients_reach_extra_channels_only_outside_base_mode(cls):
 @pytest.mark.parametrize('cls', NETAUG_CLASSES)
 def test_sort_channels_keeps_max_model_and_puts_top_channels_first(cls):
     # float64, so that only a wrong permutation (not summation order) could change the outputs
-    model = cls().double().eval()
+    model = cls(**w035(cls)).double().eval()
     randomize_batchnorm(model)
     unsorted = copy.deepcopy(model)
     x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
@@ -200,7 +208,7 @@ def test_sort_channels_keeps_max_model_and_puts_top_channels_first(cls):
 def test_keep_base_sort_moves_no_base_channel(cls):
     """keep_base (a backbone loaded from a plain checkpoint): the base model stays exactly the
     same, tensor by tensor, and the augmented channels behind it are ranked."""
-    model = cls().eval()
+    model = cls(**w035(cls)).eval()
     randomize_batchnorm(model)
     before = model.export().state_dict()
     permutations = model.sort_channels(keep_base=True)
@@ -218,7 +226,7 @@ def test_keep_base_sort_moves_no_base_channel(cls):
 def test_only_base_mode_updates_running_stats(cls):
     """The supernet's one BatchNorm rule: augmented passes normalise with batch statistics and
     update none; base passes are exactly the plain backbone's."""
-    model = cls().train()
+    model = cls(**w035(cls)).train()
     supernet = NetAugSupernet(model)
     plain = model.export().train()
     x = torch.randn(2, 3, 32, 32)
@@ -240,7 +248,7 @@ def test_only_base_mode_updates_running_stats(cls):
 
 @pytest.mark.parametrize('cls', NETAUG_CLASSES)
 def test_seeded_sampling_is_reproducible_and_reaches_every_width(cls):
-    model = cls()
+    model = cls(**w035(cls))
 
     def draws(mode, seed, num):
         generator = torch.Generator().manual_seed(seed)
@@ -291,7 +299,7 @@ def test_frozen_stages_norm_eval_and_train_returns_self():
         assert not any(p.requires_grad for p in module.parameters())
     assert model.layer3.training and all(p.requires_grad for p in model.layer3.parameters())
 
-    netaug = NetAugMobileNetV2(frozen_stages=1)
+    netaug = NetAugMobileNetV2(**W035, frozen_stages=1)
     assert netaug.train() is netaug
     assert not netaug.layer1[0].depthwise_conv.bn.training
     assert netaug.export().train().conv1.bn.training is False
@@ -301,10 +309,10 @@ def test_frozen_stages_norm_eval_and_train_returns_self():
 def test_frozen_stages_stay_at_base_width_and_unsorted(cls):
     """Frozen stages are the base model in every mode: base widths (nothing to widen with),
     never sorted, their eval-mode BatchNorms normalising with running statistics."""
-    model = cls(frozen_stages=2, out_indices=(1, 2, 4))
+    model = cls(widen_factor=0.35, frozen_stages=2, out_indices=(1, 2, 4))
     randomize_batchnorm(model)
     model.train()
-    plain = cls.plain_cls(frozen_stages=2, out_indices=(1, 2, 4))
+    plain = cls.plain_cls(widen_factor=0.35, frozen_stages=2, out_indices=(1, 2, 4))
     for name in ('conv1', 'layer1', 'layer2'):
         assert [t.shape for t in getattr(model, name).state_dict().values()] == [
             t.shape for t in getattr(plain, name).state_dict().values()], name
@@ -335,13 +343,13 @@ def test_bad_arguments_name_the_fix(build, message):
 
 
 def test_registry_and_pretrained_checkpoint_into_base_slices(tmp_path):
-    plain = TinyMobileNetV2()
+    plain = TinyMobileNetV2(**W035)
     randomize_batchnorm(plain)
     checkpoint = tmp_path / 'plain.pth'
     torch.save(dict(state_dict={f'backbone.{k}': v for k, v in plain.state_dict().items()}),
                checkpoint)
     model = MODELS.build(
-        dict(type='NetAugMobileNetV2',
+        dict(type='NetAugMobileNetV2', **W035,
              init_cfg=dict(type='Pretrained', checkpoint=str(checkpoint), prefix='backbone.')))
     model.init_weights()
     exported = model.export().state_dict()
@@ -356,13 +364,13 @@ def test_pretrained_loading_is_strict_and_finds_the_backbone(tmp_path):
     """A detector (or classifier) checkpoint initialises a backbone as it is (its backbone.*
     keys); another architecture is refused instead of loaded in part; a NetAug backbone takes a
     whole supernet of its widths into every slice."""
-    plain = TinyMobileNetV2()
+    plain = TinyMobileNetV2(**W035)
     randomize_batchnorm(plain)
     detector_ckpt = tmp_path / 'detector.pth'
     torch.save(dict(state_dict={**{f'backbone.{k}': v for k, v in plain.state_dict().items()},
                                 'bbox_head.conv.weight': torch.zeros(1)}), detector_ckpt)
     for cls in (TinyMobileNetV2, NetAugMobileNetV2):
-        model = cls(init_cfg=dict(type='Pretrained', checkpoint=str(detector_ckpt)))
+        model = cls(**W035, init_cfg=dict(type='Pretrained', checkpoint=str(detector_ckpt)))
         model.init_weights()
         loaded = model.export() if cls is NetAugMobileNetV2 else model
         assert all(torch.equal(loaded.state_dict()[k], v) for k, v in plain.state_dict().items())
@@ -371,18 +379,20 @@ def test_pretrained_loading_is_strict_and_finds_the_backbone(tmp_path):
     torch.save(TinyMobileNetV3().state_dict(), other)
     for cls in (TinyMobileNetV2, NetAugMobileNetV2):
         with pytest.raises(ValueError, match='mbv3.pth does not hold the weights.*missing'):
-            cls(init_cfg=dict(type='Pretrained', checkpoint=str(other))).init_weights()
+            cls(**W035, init_cfg=dict(type='Pretrained', checkpoint=str(other))).init_weights()
     narrow = tmp_path / 'w025.pth'
     torch.save(TinyMobileNetV2(widen_factor=0.25).state_dict(), narrow)
     with pytest.raises(ValueError, match='w025.pth does not fit this backbone'):
-        TinyMobileNetV2(init_cfg=dict(type='Pretrained', checkpoint=str(narrow))).init_weights()
+        TinyMobileNetV2(**W035, init_cfg=dict(type='Pretrained',
+                                              checkpoint=str(narrow))).init_weights()
 
-    supernet = NetAugMobileNetV2()
+    supernet = NetAugMobileNetV2(**W035)
     randomize_batchnorm(supernet)
     supernet_ckpt = tmp_path / 'supernet.pth'
     torch.save(dict(state_dict={f'backbone.{k}': v for k, v in supernet.state_dict().items()}),
                supernet_ckpt)
-    model = NetAugMobileNetV2(init_cfg=dict(type='Pretrained', checkpoint=str(supernet_ckpt)))
+    model = NetAugMobileNetV2(**W035,
+                              init_cfg=dict(type='Pretrained', checkpoint=str(supernet_ckpt)))
     model.init_weights()
     assert model.base_checkpoint is None  # every slice trained: sorting ranks all channels
     assert all(torch.equal(model.state_dict()[k], v) for k, v in supernet.state_dict().items())

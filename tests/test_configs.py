@@ -182,7 +182,7 @@ def test_the_four_pretraining_combinations():
 
 @pytest.mark.parametrize('name', ['yolov3_mbv2_voc.py', 'yolov3_mbv2_netaug_voc.py'])
 def test_backbone_checkpoint_initialises_the_backbone(name, tmp_path):
-    pretrained = TinyMobileNetV2().state_dict()
+    pretrained = TinyMobileNetV2(widen_factor=0.35, out_indices=(2, 4, 6)).state_dict()
     path = str(tmp_path / 'mbv2_w035.pth')
     torch.save(dict(state_dict=pretrained), path)
     model = build_detector(load(name, backbone_checkpoint=path))

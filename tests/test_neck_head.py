@@ -80,11 +80,14 @@ def build_tiny_yolo(backbone: dict, **neck) -> torch.nn.Module:
         bbox_head=dict(type='TinyYOLOV3Head', num_classes=3, out_channels=[80, 80, 80])))
 
 
+W035 = dict(widen_factor=0.35, out_indices=(2, 4, 6))  # TinyMobileNetV2's defaults are mmdet's
+
+
 @pytest.mark.parametrize('backbone,neck_in', [
-    (dict(type='TinyMobileNetV2'), [112, 32, 16]),
-    (dict(type='TinyMobileNetV2', widen_factor=0.5), [160, 48, 16]),
+    (dict(type='TinyMobileNetV2', **W035), [112, 32, 16]),
+    (dict(type='TinyMobileNetV2', widen_factor=0.5, out_indices=(2, 4, 6)), [160, 48, 16]),
     (dict(type='TinyMobileNetV3'), [56, 40, 16]),
-    (dict(type='NetAugMobileNetV2'), [112, 32, 16]),
+    (dict(type='NetAugMobileNetV2', **W035), [112, 32, 16]),
 ])
 def test_detector_derives_channels(backbone, neck_in):
     model = build_tiny_yolo(backbone)
@@ -98,8 +101,8 @@ def test_detector_derives_channels(backbone, neck_in):
 
 def test_detector_rejects_contradicting_channels():
     with pytest.raises(ValueError, match='remove in_channels'):
-        build_tiny_yolo(dict(type='TinyMobileNetV2'), in_channels=[320, 96, 32])
-    build_tiny_yolo(dict(type='TinyMobileNetV2'), in_channels=[112, 32, 16])
+        build_tiny_yolo(dict(type='TinyMobileNetV2', **W035), in_channels=[320, 96, 32])
+    build_tiny_yolo(dict(type='TinyMobileNetV2', **W035), in_channels=[112, 32, 16])
 
 
 def packed_batch(boxes: list, size: int = 96) -> dict:

@@ -48,7 +48,7 @@ def test_head_is_built_as_wide_as_its_widest_mode():
                                         type='YOLOAnchorGenerator', strides=[32],
                                         base_sizes=[[(10, 13), (16, 30), (33, 23)]]))
         head.set_widths('max', None)
-        assert head.convs_bridge[0].pointwise_conv.conv.out_channels == head._active_widths[0]
+        assert head.convs_bridge[0].pointwise_conv.conv.out_channels == head.active_spec[0]
 
 
 @pytest.mark.parametrize('build, plain_cls, inputs', [

@@ -44,3 +44,5 @@ param_scheduler = [
 ]
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=max_epochs))
 randomness = dict(seed=0, deterministic=True)
+# lr 0.01 was tuned at this total batch (1 process x 32 images); --auto-scale-lr scales from it.
+auto_scale_lr = dict(base_batch_size=batch_size)

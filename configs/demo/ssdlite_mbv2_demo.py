@@ -1,12 +1,14 @@
 # ssdlite_mbv2_coco.py on the demo data (COCO layout), sized for a CPU: 128x128 input, the
 # recipe's SSD augmentation without Expand/MinIoURandomCrop (they shrink the demo's small objects
-# to nothing at this size), 12 epochs with AdamW as in configs/demo/yolov3_mbv2_demo.py.
-_base_ = ['../ssdlite_mbv2_coco.py', '../_base_/datasets/demo_coco.py']
+# to nothing at this size), the demo schedule (../_base_/demo_schedule.py) at lr 0.002.
+_base_ = [
+    '../ssdlite_mbv2_coco.py', '../_base_/datasets/demo_coco.py', '../_base_/demo_schedule.py'
+]
 
 data_root = _base_.demo_root
 input_size = 128
-max_epochs = 12
-batch_size = 16
+max_epochs = _base_.demo_max_epochs
+batch_size = _base_.demo_batch_size
 model = dict(bbox_head=dict(num_classes=6))
 
 train_pipeline = [
@@ -34,13 +36,8 @@ test_dataloader = val_dataloader
 val_evaluator = _base_.demo_evaluator
 test_evaluator = val_evaluator
 
-train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
-optim_wrapper = dict(_delete_=True, optimizer=dict(type='AdamW', lr=0.002, weight_decay=0.05))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=40),
-    dict(type='MultiStepLR', by_epoch=True, begin=0, end=max_epochs,
-         milestones=[int(0.8 * max_epochs), int(0.9 * max_epochs)], gamma=0.1)
-]
-default_hooks = dict(logger=dict(interval=10))
-randomness = dict(seed=0, deterministic=True)
-auto_scale_lr = dict(enable=False)
+train_cfg = _base_.demo_train_cfg
+optim_wrapper = dict(_delete_=True, optimizer=dict(_base_.demo_optimizer, lr=0.002))
+param_scheduler = _base_.demo_param_scheduler
+default_hooks = _base_.demo_default_hooks
+auto_scale_lr = _base_.demo_auto_scale_lr

@@ -1,7 +1,7 @@
 # yolov3_mbv2_voc.py (YOLOv3 + MobileNetV2-w0.35) on the seeded demo data, sized for a CPU:
-# 128x128 input, 16 images per batch, 12 epochs with AdamW (tools/run_demo.py trains and
-# compares it).
-_base_ = '../yolov3_mbv2_voc.py'
+# 128x128 input, the demo schedule (../_base_/demo_schedule.py: 12 epochs of AdamW on batches of
+# 16; tools/run_demo.py trains and compares it).
+_base_ = ['../yolov3_mbv2_voc.py', '../_base_/demo_schedule.py']
 
 # Data: data/demo/ as written by tools/misc/make_demo_data.py (netaug_det/datasets/demo_data.py).
 data_root = 'data/demo/'
@@ -11,10 +11,9 @@ model = dict(bbox_head=dict(num_classes=6))
 # Trained from scratch on purpose (a paper config refuses to start without ImageNet weights).
 allow_random_init = True
 
-# Schedule.
 input_size = 128
-max_epochs = 12
-batch_size = 16
+max_epochs = _base_.demo_max_epochs
+batch_size = _base_.demo_batch_size
 
 
 def at_input_size(pipeline):
@@ -56,15 +55,12 @@ val_dataloader = dict(
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
+train_cfg = _base_.demo_train_cfg
 # From random init, AdamW gets a usable detector in a CPU budget of iterations; SGD (the VOC
 # recipe) needs many more. lr 0.016: the baseline's best point of the learning-rate grid over
-# 3 seeds (0.008 gave the same mean to 0.1 AP50; docs/demo.md); NetAug's own is 0.004.
-optim_wrapper = dict(optimizer=dict(_delete_=True, type='AdamW', lr=0.016, weight_decay=0.05))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=40),
-    dict(type='MultiStepLR', by_epoch=True, begin=0, end=max_epochs,
-         milestones=[int(0.8 * max_epochs), int(0.9 * max_epochs)], gamma=0.1)
-]
-default_hooks = dict(logger=dict(interval=10))
-randomness = dict(seed=0, deterministic=True)
+# 3 seeds (0.008 gave the same mean to 0.1 AP50; docs/demo.md); NetAug's own is 0.004. The VOC
+# recipe's gradient clipping stays.
+optim_wrapper = dict(optimizer=dict(_base_.demo_optimizer, _delete_=True, lr=0.016))
+param_scheduler = _base_.demo_param_scheduler
+default_hooks = _base_.demo_default_hooks
+auto_scale_lr = _base_.demo_auto_scale_lr

@@ -1,13 +1,16 @@
 # yolox_mbv2_coco.py on the demo data (COCO layout), sized for a CPU: 128x128 input, no Mosaic /
 # MixUp / multi-scale batches (the recipe's YOLOXModeSwitchHook, which ends them, goes too) and no
-# EMA (its momentum is set for 300 epochs), 12 epochs with AdamW as in yolov3_mbv2_demo.py.
-_base_ = ['../yolox_mbv2_coco.py', '../_base_/datasets/demo_coco.py']
+# EMA (its momentum is set for 300 epochs), the demo schedule (../_base_/demo_schedule.py) at
+# lr 0.002.
+_base_ = [
+    '../yolox_mbv2_coco.py', '../_base_/datasets/demo_coco.py', '../_base_/demo_schedule.py'
+]
 
 data_root = _base_.demo_root
 input_size = 128
 img_scale = (input_size, input_size)
-max_epochs = 12
-batch_size = 16
+max_epochs = _base_.demo_max_epochs
+batch_size = _base_.demo_batch_size
 model = dict(data_preprocessor=dict(batch_augments=None), bbox_head=dict(num_classes=6))
 
 train_pipeline = [
@@ -37,15 +40,10 @@ test_dataloader = val_dataloader
 val_evaluator = _base_.demo_evaluator
 test_evaluator = val_evaluator
 
-train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs, dynamic_intervals=None)
-optim_wrapper = dict(_delete_=True, optimizer=dict(type='AdamW', lr=0.002, weight_decay=0.05),
+train_cfg = dict(_base_.demo_train_cfg, dynamic_intervals=None)
+optim_wrapper = dict(_delete_=True, optimizer=dict(_base_.demo_optimizer, lr=0.002),
                      paramwise_cfg=dict(norm_decay_mult=0, bias_decay_mult=0))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=40),
-    dict(type='MultiStepLR', by_epoch=True, begin=0, end=max_epochs,
-         milestones=[int(0.8 * max_epochs), int(0.9 * max_epochs)], gamma=0.1)
-]
+param_scheduler = _base_.demo_param_scheduler
 custom_hooks = []
-default_hooks = dict(logger=dict(interval=10))
-randomness = dict(seed=0, deterministic=True)
-auto_scale_lr = dict(enable=False)
+default_hooks = _base_.demo_default_hooks
+auto_scale_lr = _base_.demo_auto_scale_lr

@@ -1,11 +1,13 @@
 """Model builders: a detector from a config (in its default scope), and what the models that
 derive their parts' widths from the built backbone share."""
-from typing import Any, Tuple, Union
+from typing import Any, Sequence, Tuple, Union
 
 from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from torch import nn
+
+from .netaug import NetAugModule
 
 
 def build_backbone(cfg: dict, owner: str) -> Tuple[nn.Module, Tuple[int, ...]]:
@@ -32,6 +34,18 @@ def derived(cfg: dict, part: str, key: str, value: Any, source: str, owner: str)
                          f'{normal(value)}; {owner} derives it, so remove {key} from the {part} '
                          'config')
     return dict(cfg, **{key: value})
+
+
+def with_backbone_factors(cfg: dict, backbone: nn.Module,
+                          keys: Sequence[str] = ('aug_width_mult_list', 'aug_expand_list')) -> dict:
+    """``cfg`` of a model part with the NetAug factor lists ``keys`` it leaves unset taken from a
+    NetAug ``backbone``, when the part is a NetAug module: a NetAug neck or head then widens by
+    the backbone's family factors (e.g. MobileNetV3's x3.0), not by fixed defaults."""
+    part_cls = cfg['type'] if isinstance(cfg['type'], type) else MODELS.get(cfg['type'])
+    if not (isinstance(backbone, NetAugModule) and part_cls is not None
+            and issubclass(part_cls, NetAugModule)):
+        return cfg
+    return dict(cfg, **{key: getattr(backbone, key) for key in keys if cfg.get(key) is None})
 
 
 def build_detector(cfg: Union[str, Config, dict]) -> nn.Module:

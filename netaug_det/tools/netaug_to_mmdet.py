@@ -20,8 +20,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='official architecture: a key of OFFICIAL_ARCHS (mbv2, mbv3, '
                         'tinymbv2, proxylessnas, mcunet)')
     parser.add_argument('--widen-factor', type=float, default=None,
-                        help="the checkpoint's width multiplier (default: the backbone's, 0.35 "
-                        'or 1.0 for mcunet)')
+                        help="the checkpoint's width multiplier (default: the official "
+                        "release's, 0.35 or 1.0 for mcunet)")
     return parser.parse_args(argv)
 
 

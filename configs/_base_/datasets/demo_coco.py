@@ -1,8 +1,8 @@
 # The demo data (tools/misc/make_demo_data.py) in its COCO layout, for detector recipes that read
 # COCO (SSDLite, YOLOX): 320 train and 100 val images of 6 classes, AP50 from CocoMetric. Demo
-# configs inherit their detector's config and this file, and build their dataloaders from these
-# dicts with their own pipelines (names prefixed demo_ so that they do not clash with the
-# recipe's).
+# configs inherit their detector's config, this file and ../demo_schedule.py, and build their
+# dataloaders from these dicts with their own pipelines (names prefixed demo_ so that they do not
+# clash with the recipe's: mmengine refuses a key that two bases define).
 demo_root = 'data/demo/'
 demo_metainfo = dict(classes=('disc', 'ring', 'triangle', 'square', 'star', 'cross'))
 demo_train_set = dict(

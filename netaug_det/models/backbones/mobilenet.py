@@ -276,13 +276,16 @@ class TinyMobileNetV2(InvertedResidualNet):
     Parameter names and shapes equal ``mmdet.models.backbones.MobileNetV2`` for the same
     ``widen_factor``; the layer widths equal those of the official NetAug ``MobileNetV2``
     (``mit-han-lab/tinyml``, ``netaug/models/base/mbv2.py``), so its ImageNet checkpoints convert
-    one-to-one (``tools/model_converters/netaug_to_mmdet.py``). At w0.35 the default
+    one-to-one (``tools/model_converters/netaug_to_mmdet.py``). Its arguments and defaults are
+    mmdet's, so a config of mmdet's ``MobileNetV2`` (and of ``NetAugMobileNetV2``) builds the same
+    backbone under either type; the NetAug paper's tiny models set ``widen_factor=0.35``, where
     ``out_indices=(2, 4, 6)`` return 16, 32 and 112 channels at strides 8, 16 and 32.
 
     Args:
         widen_factor (float): Width multiplier; widths are rounded to multiples of 8, never more
-            than 10% below the scaled width. Defaults to 0.35.
+            than 10% below the scaled width. Defaults to 1.0 (mmdet's).
         out_indices (Sequence[int]): Returned layers, 0..6 for layer1..layer7, 7 for conv2.
+            Defaults to (1, 2, 4, 7) (mmdet's).
         frozen_stages (int): Freeze conv1 and layer1..layer{frozen_stages}; -1 freezes nothing.
         conv_cfg (dict, optional): Convolution config. Defaults to None (``nn.Conv2d``).
         norm_cfg (dict): Normalization config. Defaults to ``dict(type='BN')``.
@@ -299,8 +302,8 @@ class TinyMobileNetV2(InvertedResidualNet):
                      [6, 96, 3, 1], [6, 160, 3, 2], [6, 320, 1, 1]]
 
     def __init__(self,
-                 widen_factor: float = 0.35,
-                 out_indices: Sequence[int] = (2, 4, 6),
+                 widen_factor: float = 1.0,
+                 out_indices: Sequence[int] = (1, 2, 4, 7),
                  frozen_stages: int = -1,
                  conv_cfg: Optional[dict] = None,
                  norm_cfg: dict = dict(type='BN'),

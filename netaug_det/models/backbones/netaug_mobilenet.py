@@ -1,25 +1,38 @@
 """NetAug-capable MobileNet backbones: the plain module tree at its widest, with dynamic layers.
 
-The base (tiny) model is the leading slice of every tensor. ``set_widths`` derives an active
-:class:`MobileNetArch` from the base arch (:func:`augment_arch`) and hands each block to its
-adapter (``netaug_det/models/netaug/adapters.py``); everything else follows the incoming
-tensor's width. Outputs keep the plain backbone's widths in every mode.
+The NetAug recipe (``netaug_det/models/netaug/module.py``) with a :class:`MobileNetArch` as the
+spec: the base arch comes from the plain arguments, :func:`augment_arch` scales it, the tree is
+the plain one built at the widest arch, and the stem conv, each inverted residual block and the
+final conv are the blocks handed to their adapters (``netaug_det/models/netaug/adapters.py``);
+everything else follows the incoming tensor's width. The base (tiny) model is the leading slice of
+every tensor. Outputs keep the plain backbone's widths in every mode.
 """
 from dataclasses import replace
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from mmdet.models.utils import make_divisible
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from ..netaug import (ChannelPermutation, DynamicBatchNorm2d, DynamicConv2d, NetAugModule,
-                      block_adapter)
+from ..netaug import DynamicBatchNorm2d, DynamicConv2d, NetAugModule
 from ..netaug.module import FactorFn, scale_width
 from .mobilenet import InvertedResidualNet, MobileNetArch, TinyMobileNetV2, TinyMobileNetV3
 from .tinyml import MCUNet, MobileNetV2Tiny, ProxylessNASMobile
 
 # SE layers never squeeze below this width (official NetAug DynamicSE.min_dim).
 SE_MIN_CHANNELS = 16
+#: Official NetAug factors of MobileNetV2-w0.35 (netaug/bash/imagenet/mbv2-0.35.sh); the expand
+#: factors are every official model's.
+MBV2_WIDTH_FACTORS = (1.0, 1.8, 2.6)
+EXPAND_FACTORS = (1.0, 1.6, 2.2, 2.8)
+
+
+def factors_or_mbv2(aug_width_mult_list: Optional[Sequence[float]],
+                    aug_expand_list: Optional[Sequence[float]]) -> Tuple[Sequence[float], ...]:
+    """The factor lists given, NetAug's MobileNetV2-w0.35 ones where None (a NetAug neck or head
+    built without a NetAug backbone to take them from)."""
+    return (MBV2_WIDTH_FACTORS if aug_width_mult_list is None else aug_width_mult_list,
+            EXPAND_FACTORS if aug_expand_list is None else aug_expand_list)
 
 
 def augment_arch(base_arch: MobileNetArch, width_factor: FactorFn, expand_factor: FactorFn,
@@ -64,12 +77,6 @@ def augment_arch(base_arch: MobileNetArch, width_factor: FactorFn, expand_factor
         head_channels = scale_width(head_channels, width_factor())
     return replace(base_arch, stem_channels=stem_channels, stages=tuple(stages),
                    head_channels=head_channels)
-
-
-def arch_channels(arch: MobileNetArch) -> int:
-    """Output channels of every layer of ``arch``, summed (stem, hidden and block outputs, head)."""
-    return arch.stem_channels + (arch.head_channels or 0) + sum(
-        spec.mid_channels + spec.out_channels for spec in arch.blocks)
 
 
 class NetAugInvertedResidualNet(NetAugModule, InvertedResidualNet):
@@ -123,8 +130,8 @@ class NetAugInvertedResidualNet(NetAugModule, InvertedResidualNet):
         base_arch = self.plain_cls.build_arch(plain_kwargs['widen_factor'],
                                               plain_kwargs['act_cfg'])
         num_fixed_stages = plain_kwargs['frozen_stages'] + 1
-        max_width, max_expand = max(aug_width_mult_list), max(aug_expand_list)
-        max_arch = augment_arch(base_arch, lambda: max_width, lambda: max_expand,
+        max_arch = augment_arch(base_arch, *self.widest_factors(aug_width_mult_list,
+                                                                aug_expand_list),
                                 num_fixed_stages)
         super().__init__(
             max_arch,
@@ -136,7 +143,6 @@ class NetAugInvertedResidualNet(NetAugModule, InvertedResidualNet):
             with_cp=False,
             pretrained=plain_kwargs['pretrained'],
             init_cfg=init_cfg)
-        self.base_arch = base_arch
         self.num_fixed_stages = num_fixed_stages
         self.out_channels = tuple(base_arch.layer_channels[i] for i in self.out_indices)
         self.active_last_output = active_last_output
@@ -144,25 +150,29 @@ class NetAugInvertedResidualNet(NetAugModule, InvertedResidualNet):
         self.widest_out_channels = self.out_channels[:-1] + (
             max_arch.layer_channels[self.out_indices[-1]]
             if active_last_output else self.out_channels[-1], )
-        self._setup_netaug(dict(plain_kwargs, pretrained=None), aug_width_mult_list,
-                           aug_expand_list)
+        self._setup_netaug(dict(plain_kwargs, pretrained=None), base_arch, max_arch,
+                           aug_width_mult_list, aug_expand_list)
+
+    @property
+    def base_arch(self) -> MobileNetArch:
+        """The plain backbone's widths (the base spec)."""
+        return self.base_spec
 
     @property
     def active_arch(self) -> MobileNetArch:
         """The widths the next forward passes run (``base_arch`` after ``set_widths('base')``)."""
-        return self._active_arch
+        return self.active_spec
 
-    def _apply_widths(self, width_factor: FactorFn, expand_factor: FactorFn) -> None:
-        arch = augment_arch(self.base_arch, width_factor, expand_factor, self.num_fixed_stages)
-        self.conv1.conv.active_out_channels = arch.stem_channels
-        for block, spec in zip(self.blocks(), arch.blocks):
-            block_adapter(block).set_widths(block, spec)
-        if arch.head_channels is not None:
-            self.conv2.conv.active_out_channels = arch.head_channels
-        self._active_arch = arch
+    def augment_spec(self, spec: MobileNetArch, width_factor: FactorFn,
+                     expand_factor: FactorFn) -> MobileNetArch:
+        """See :func:`augment_arch`; frozen stages keep their widths."""
+        return augment_arch(spec, width_factor, expand_factor, self.num_fixed_stages)
 
-    def _channel_counts(self) -> Tuple[int, int]:
-        return arch_channels(self._active_arch), arch_channels(self.base_arch)
+    def named_block_specs(self, spec: MobileNetArch) -> List[Tuple[str, object]]:
+        """The stem conv, every inverted residual block, the final conv if any."""
+        head = [] if spec.head_channels is None else [('conv2', spec.head_channels)]
+        return [('conv1', spec.stem_channels),
+                *((self.block_name(i), block) for i, block in enumerate(spec.blocks)), *head]
 
     def _default_init_cfg(self) -> list:
         return self.default_init_cfg
@@ -173,24 +183,6 @@ class NetAugInvertedResidualNet(NetAugModule, InvertedResidualNet):
         outs = super().forward(x)
         base = [out[:, :channels] for out, channels in zip(outs, self.out_channels)]
         return tuple(base[:-1] + [outs[-1] if self.active_last_output else base[-1]])
-
-    def sort_channels(self, keep_base: bool = False) -> List[ChannelPermutation]:
-        """Reorders each block's hidden channels (and its SE's) by the L1 norm of the projection
-        weights, most important first (official NetAug); blocks of frozen stages stay as they
-        are. Block outputs keep their order, so the function of the max model is unchanged.
-        Returns the permutations applied (names relative to the backbone)."""
-        first_sorted = sum(len(stage) for stage in self.base_arch.stages[:max(
-            self.num_fixed_stages - 1, 0)])
-        permutations = []
-        for index, (block, spec) in enumerate(zip(self.blocks(), self.base_arch.blocks)):
-            if index < first_sorted:
-                continue
-            prefix = self.block_name(index)
-            permutations += [
-                perm.with_prefix(prefix)
-                for perm in block_adapter(block).sort_channels(block, spec, keep_base)
-            ]
-        return permutations
 
     def block_name(self, index: int) -> str:
         """The module name of the ``index``-th block (``layer<i>.<j>``), as in ``blocks()``."""
@@ -215,8 +207,8 @@ class NetAugMobileNetV2(NetAugInvertedResidualNet):
 
     def __init__(self,
                  *args,
-                 aug_expand_list: Sequence[float] = (1.0, 1.6, 2.2, 2.8),
-                 aug_width_mult_list: Sequence[float] = (1.0, 1.8, 2.6),
+                 aug_expand_list: Sequence[float] = EXPAND_FACTORS,
+                 aug_width_mult_list: Sequence[float] = MBV2_WIDTH_FACTORS,
                  **kwargs) -> None:
         super().__init__(*args, aug_expand_list=aug_expand_list,
                          aug_width_mult_list=aug_width_mult_list, **kwargs)
@@ -237,7 +229,7 @@ class NetAugMobileNetV3(NetAugInvertedResidualNet):
 
     def __init__(self,
                  *args,
-                 aug_expand_list: Sequence[float] = (1.0, 1.6, 2.2, 2.8),
+                 aug_expand_list: Sequence[float] = EXPAND_FACTORS,
                  aug_width_mult_list: Sequence[float] = (1.0, 2.0, 3.0),
                  **kwargs) -> None:
         super().__init__(*args, aug_expand_list=aug_expand_list,
@@ -282,7 +274,7 @@ class NetAugMCUNet(NetAugInvertedResidualNet):
 
     def __init__(self,
                  *args,
-                 aug_expand_list: Sequence[float] = (1.0, 1.6, 2.2, 2.8),
+                 aug_expand_list: Sequence[float] = EXPAND_FACTORS,
                  aug_width_mult_list: Sequence[float] = (1.0, 1.6, 2.2),
                  **kwargs) -> None:
         super().__init__(*args, aug_expand_list=aug_expand_list,

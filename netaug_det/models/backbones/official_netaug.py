@@ -25,6 +25,8 @@ OFFICIAL_ARCHS = {
     'proxylessnas': ProxylessNASMobile,
     'mcunet': MCUNet,
 }
+#: The width multiplier of the official releases (``setup.py``'s model names: ``mbv2-0.35`` ...).
+OFFICIAL_WIDEN_FACTORS = dict(mbv2=0.35, mbv3=0.35, tinymbv2=0.35, proxylessnas=0.35, mcunet=1.0)
 
 _COMMON_PREFIXES = (
     (r'backbone\.input_stem\.op_list\.0\.', lambda m: 'conv1.'),
@@ -78,8 +80,8 @@ def convert_official_netaug(
         arch (str): A key of :data:`OFFICIAL_ARCHS`: 'mbv2', 'mbv3', 'tinymbv2', 'proxylessnas'
             or 'mcunet'.
         widen_factor (float, optional): The checkpoint's width multiplier; None means the
-            backbone's default (0.35, or 1.0 for MCUNet). The result is checked by loading it
-            strictly into the matching plain backbone.
+            official release's (:data:`OFFICIAL_WIDEN_FACTORS`: 0.35, or 1.0 for MCUNet). The
+            result is checked by loading it strictly into the matching plain backbone.
 
     Returns:
         tuple: The converted state dict (keys of the backbone ``OFFICIAL_ARCHS[arch]``) and the
@@ -95,6 +97,7 @@ def convert_official_netaug(
             converted[new_key] = tensor
         else:
             dropped.append(key)
-    width = {} if widen_factor is None else dict(widen_factor=widen_factor)
-    OFFICIAL_ARCHS[arch](**width).load_state_dict(converted)
+    if widen_factor is None:
+        widen_factor = OFFICIAL_WIDEN_FACTORS[arch]
+    OFFICIAL_ARCHS[arch](widen_factor=widen_factor).load_state_dict(converted)
     return converted, dropped

@@ -10,6 +10,7 @@ separable block of the official input stem, ``layer2``..``layer6`` the five offi
 (MCUNet has none). The NetAug twins are in ``netaug_mobilenet.py``.
 """
 from dataclasses import replace
+from functools import partialmethod
 from typing import List, Optional, Sequence
 
 from mmdet.models.utils import make_divisible
@@ -29,11 +30,18 @@ class MobileNetV2Tiny(TinyMobileNetV2):
     kernel size and expand ratio is :class:`TinyMobileNetV2`'s. At w0.35 the default
     ``out_indices=(2, 4, 6)`` return 16, 32 and 112 channels at strides 8, 16 and 32.
 
-    Args: see :class:`TinyMobileNetV2`.
+    Args:
+        widen_factor (float): Width multiplier. Defaults to 0.35 (the model's own width, unlike
+            :class:`TinyMobileNetV2`, whose defaults are mmdet's).
+        out_indices (Sequence[int]): Returned layers, 0..6 for layer1..layer7, 7 for conv2.
+        Other args: see :class:`TinyMobileNetV2`.
     """
 
     # width of the final 1x1 conv at widen_factor 1.0 (scaled, with no 1280 floor)
     head_conv_channels = 1280
+
+    # the model's own width and outputs; every other default is TinyMobileNetV2's (mmdet's)
+    __init__ = partialmethod(TinyMobileNetV2.__init__, widen_factor=0.35, out_indices=(2, 4, 6))
 
     @classmethod
     def build_arch(cls, widen_factor: float, act_cfg: dict) -> MobileNetArch:

@@ -120,7 +120,9 @@ class NetAugTinyClsHead(NetAugModule, TinyClsHead):
             plain_kwargs, in_channels=max_in_channels,
             mid_channels=None if mid_channels is None else self._scale(mid_channels, max_width),
             conv_cfg=dict(type=DynamicConv2d)))
-        self._setup_netaug(plain_kwargs, aug_width_mult_list, (1.0, ))
+        self._setup_netaug(plain_kwargs, mid_channels,
+                           None if mid_channels is None else self._scale(mid_channels, max_width),
+                           aug_width_mult_list, (1.0, ))
 
     @staticmethod
     def _scale(channels: int, factor: float) -> int:

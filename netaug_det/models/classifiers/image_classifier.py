@@ -8,7 +8,7 @@ from mmengine.model import BaseModel
 from mmengine.structures import BaseDataElement
 from torch import Tensor
 
-from ..builders import build_backbone, derived
+from ..builders import build_backbone, derived, with_backbone_factors
 from ..netaug import NetAugModule
 
 ClsSamples = List[BaseDataElement]
@@ -64,8 +64,7 @@ class TinyImageClassifier(BaseModel):
             head = derived(head, 'head', 'max_in_channels', widest,
                            "backbone's widest last output (widest_out_channels)",
                            'TinyImageClassifier')
-            if isinstance(self.backbone, NetAugModule) and head.get('aug_width_mult_list') is None:
-                head['aug_width_mult_list'] = self.backbone.aug_width_mult_list
+            head = with_backbone_factors(head, self.backbone, ('aug_width_mult_list', ))
         elif widest != out_channels[-1]:
             raise ValueError(
                 f'the backbone returns its last output at its active width (up to {widest} '

@@ -40,9 +40,7 @@ class TinyYOLOV3Neck(YOLOV3Neck):
                  norm_cfg: ConfigType = dict(type='BN', requires_grad=True),
                  act_cfg: ConfigType = dict(type='LeakyReLU', negative_slope=0.1),
                  init_cfg: OptMultiConfig = None) -> None:
-        if not num_scales == len(in_channels) == len(out_channels):
-            raise ValueError(f'num_scales ({num_scales}), in_channels {list(in_channels)} and '
-                             f'out_channels {list(out_channels)} must have one entry per scale')
+        self.check_scales(num_scales, in_channels, out_channels)
         super().__init__(num_scales, in_channels, out_channels, conv_cfg=conv_cfg,
                          norm_cfg=norm_cfg, act_cfg=act_cfg, init_cfg=init_cfg)
         self.use_depthwise = use_depthwise
@@ -55,3 +53,11 @@ class TinyYOLOV3Neck(YOLOV3Neck):
                 setattr(block, name, DepthwiseSeparableConvModule(
                     conv.in_channels, conv.out_channels, 3, padding=1, conv_cfg=conv_cfg,
                     norm_cfg=norm_cfg, act_cfg=act_cfg))
+
+    @staticmethod
+    def check_scales(num_scales: int, in_channels: Sequence[int],
+                     out_channels: Sequence[int]) -> None:
+        """A ValueError unless ``in_channels`` and ``out_channels`` have one entry per scale."""
+        if not num_scales == len(in_channels) == len(out_channels):
+            raise ValueError(f'num_scales ({num_scales}), in_channels {list(in_channels)} and '
+                             f'out_channels {list(out_channels)} must have one entry per scale')

@@ -7,20 +7,28 @@ inputs and outputs always keep the plain module's widths; only its inner widths 
 That keeps any mix of NetAug and plain modules consistent (a plain neck after a NetAug backbone,
 a concatenation of a lateral branch with a backbone feature) without modules knowing each other.
 
-A subclass provides:
+Every NetAug module follows one recipe (``docs/netaug_for_your_model.md``):
 
-- ``plain_cls``: the plain twin, built from the same arguments by :meth:`NetAugModule.export`;
-- ``_apply_widths(width_factor, expand_factor)``: writes the active widths of its dynamic layers
-  for the factors drawn by the callables (one call per factor, in a fixed order);
-- ``_channel_counts()``: (active, base) channel totals of its augmented layers, for logging;
-- ``sort_channels(keep_base)``: reorders hidden channels by importance and returns what it moved.
+1. a **spec** holds the widths of its blocks; ``base_spec`` is the plain twin's, derived from
+   the plain arguments;
+2. ``augment_spec(spec, width_factor, expand_factor)`` scales a spec (one call of a factor
+   function per draw, in a fixed order); the widest spec is the base spec at the largest factors;
+3. the module tree is the plain twin's layout built at the widest spec with dynamic layers;
+4. ``named_block_specs(spec)`` pairs each augmented block (a submodule name) with its part of a
+   spec, and the **adapter** of the block's type (``adapters.py``) writes its active widths,
+   sorts its hidden channels and counts its channels.
+
+A subclass provides ``plain_cls`` (the plain twin, built from the same arguments by
+:meth:`NetAugModule.export`), ``augment_spec`` and ``named_block_specs``, and calls
+:meth:`NetAugModule._setup_netaug` at the end of ``__init__``; setting widths, sorting and
+counting channels come from the mixin.
 
 :class:`netaug_det.models.netaug.NetAugSupernet` finds these modules in a model and is the one
 owner of their mode during training.
 """
 import copy
 import inspect
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmdet.models.utils import make_divisible
@@ -28,6 +36,7 @@ from torch import Tensor, nn
 
 from ...utils.checkpoint import load_error_detail, pretrained_state_dict
 
+from .adapters import block_adapter
 from .channels import ChannelPermutation
 
 NETAUG_MODES = ('base', 'max', 'random', 'random_expand')
@@ -88,12 +97,24 @@ class NetAugModule:
     #: a plain checkpoint loaded into the base slices by ``init_weights`` (None: none was)
     base_checkpoint: Optional[str] = None
 
-    def _setup_netaug(self, plain_kwargs: dict, aug_width_mult_list: Sequence[float],
+    def _setup_netaug(self, plain_kwargs: dict, base_spec: Any, widest_spec: Any,
+                      aug_width_mult_list: Sequence[float],
                       aug_expand_list: Sequence[float]) -> None:
+        """Records the plain arguments, the base and widest specs (the tree is built at
+        ``widest_spec``) and the factor lists, then runs the base model."""
         self.plain_kwargs = plain_kwargs
+        self.base_spec = base_spec
+        self.widest_spec = widest_spec
         self.aug_width_mult_list = check_factor_list('aug_width_mult_list', aug_width_mult_list)
         self.aug_expand_list = check_factor_list('aug_expand_list', aug_expand_list)
         self.set_widths('base')
+
+    @staticmethod
+    def widest_factors(aug_width_mult_list: Sequence[float],
+                       aug_expand_list: Sequence[float]) -> Tuple[FactorFn, FactorFn]:
+        """The factor functions of the widest model ('max' mode), to build the tree with."""
+        return factor_fns('max', check_factor_list('aug_width_mult_list', aug_width_mult_list),
+                          check_factor_list('aug_expand_list', aug_expand_list), None)
 
     @classmethod
     def bind_plain_args(cls, args: tuple, kwargs: dict) -> dict:
@@ -120,19 +141,46 @@ class NetAugModule:
         self._apply_widths(*factor_fns(mode, self.aug_width_mult_list, self.aug_expand_list,
                                        generator))
 
-    def _apply_widths(self, width_factor: FactorFn, expand_factor: FactorFn) -> None:
+    def augment_spec(self, spec: Any, width_factor: FactorFn, expand_factor: FactorFn) -> Any:
+        """``spec`` with its widths scaled by the factors the functions draw."""
         raise NotImplementedError
 
-    def _channel_counts(self) -> Tuple[int, int]:
+    def named_block_specs(self, spec: Any) -> List[Tuple[str, Any]]:
+        """(submodule name, block spec) of each augmented block, in data-flow order; the name
+        '' is the module itself."""
         raise NotImplementedError
+
+    def _apply_widths(self, width_factor: FactorFn, expand_factor: FactorFn) -> None:
+        """Writes the widths of ``augment_spec(base_spec, ...)`` into the blocks."""
+        self.active_spec = self.augment_spec(self.base_spec, width_factor, expand_factor)
+        for name, spec in self.named_block_specs(self.active_spec):
+            block = self.get_submodule(name)
+            block_adapter(block).set_widths(block, spec)
+
+    def _channel_counts(self) -> Tuple[int, int]:
+        """(active, base) output channels of the augmented blocks' layers, for logging."""
+        def count(spec: Any) -> int:
+            return sum(block_adapter(self.get_submodule(name)).channels(block_spec)
+                       for name, block_spec in self.named_block_specs(spec))
+
+        return count(self.active_spec), count(self.base_spec)
 
     def sort_channels(self, keep_base: bool = False) -> List[ChannelPermutation]:
         """Reorders hidden channels by importance; returns the permutations applied, in order.
 
         With ``keep_base`` the base (leading) channels stay where they are and only the
-        augmented channels behind them are ranked.
+        augmented channels behind them are ranked. Blocks that never widen (the widest spec is
+        their base spec, e.g. frozen stages) stay as they are.
         """
-        raise NotImplementedError
+        widest = dict(self.named_block_specs(self.widest_spec))
+        permutations = []
+        for name, spec in self.named_block_specs(self.base_spec):
+            if widest[name] == spec:
+                continue
+            block = self.get_submodule(name)
+            permutations += [perm.with_prefix(name)
+                             for perm in block_adapter(block).sort_channels(block, spec, keep_base)]
+        return permutations
 
     def _plain(self) -> nn.Module:
         """A fresh plain twin with this module's arguments, on this module's device."""
