@@ -97,11 +97,11 @@ def test_coco_label_problems_are_caught(change, expected, data, tmp_path, capsys
     """Each of these silently trained wrong labels and check_dataset said 'no problems found'."""
     ann_file = osp.join(data, TRAIN_JSON)
     edit_json(ann_file, change)
+    message = runner_error(COCO_CONFIG, data, tmp_path)
+    assert ann_file in message and re.search(expected, message, re.S), message
     output = check_dataset_output(COCO_CONFIG, data, capsys, '--fast')
     assert ann_file in output
     assert re.search(expected, output, re.S), output
-    message = runner_error(COCO_CONFIG, data, tmp_path)
-    assert ann_file in message and re.search(expected, message, re.S), message
 
 
 def first_image(data: str) -> str:
@@ -125,9 +125,9 @@ def test_exif_orientation_against_the_boxes_is_caught(data, tmp_path, capsys):
     # the fault: mmcv's default decoding turns the image, the VOC/COCO boxes are not
     assert mmcv.imread(image).shape[:2] == stored[::-1]
     expected = r'EXIF orientation 6 .*stored frame.*color_ignore_orientation'
+    assert re.search(expected, runner_error(VOC_CONFIG, data, tmp_path), re.S)
     output = check_dataset_output(VOC_CONFIG, data, capsys, '--fast')
     assert image in output and re.search(expected, output, re.S), output
-    assert re.search(expected, runner_error(VOC_CONFIG, data, tmp_path), re.S)
 
     # a pipeline that decodes the stored pixels, the annotations' frame: nothing to report
     runner = RUNNERS.build(tiny_cfg(VOC_CONFIG, data, tmp_path / 'work2'))
