@@ -3,48 +3,23 @@ the file and the fix: COCO categories that differ from metainfo.classes, duplica
 and file names, EXIF orientations that load images turned against their boxes, truncated
 images, and a head whose num_classes is not the data's."""
 import json
-import re
 import os.path as osp
-import shutil
+import re
 
 import mmcv
 import pytest
-from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from PIL import Image
 
 from conftest import REPO_ROOT
-from netaug_det.datasets import generate_demo_dataset
 from netaug_det.datasets.checks import DataError
 from netaug_det.tools import check_dataset
+from test_bad_input import clean_data, data, tiny_cfg  # noqa: F401 (fixtures: tiny demo data)
 
 VOC_CONFIG = osp.join(REPO_ROOT, 'configs', 'demo', 'yolov3_mbv2_demo.py')
 COCO_CONFIG = osp.join(REPO_ROOT, 'configs', 'demo', 'ssdlite_mbv2_demo.py')
 TRAIN_JSON = osp.join('annotations', 'instances_train.json')
 IMAGES = osp.join('VOCdevkit', 'VOCdemo', 'JPEGImages')
-
-
-@pytest.fixture(scope='module')
-def clean_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp('clean') / 'demo'
-    generate_demo_dataset(str(root), num_train=4, num_val=2, img_size=(48, 80))
-    return root
-
-
-@pytest.fixture
-def data(clean_data, tmp_path):
-    """A private copy of the tiny demo data, to be broken by a test; its root ends with '/'."""
-    root = tmp_path / 'demo'
-    shutil.copytree(clean_data, root)
-    return f'{root}/'
-
-
-def tiny_cfg(config: str, data_root: str, work_dir, **options) -> Config:
-    cfg = Config.fromfile(config)
-    loader = dict(batch_size=2, num_workers=0, persistent_workers=False)
-    cfg.merge_from_dict(dict(data_root=data_root, input_size=64, work_dir=str(work_dir),
-                             train_dataloader=loader, val_dataloader=loader, **options))
-    return cfg
 
 
 def runner_error(config: str, data: str, tmp_path, **options) -> str:

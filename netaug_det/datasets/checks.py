@@ -230,10 +230,11 @@ def _orientation_problem(orientation: int, stored: Tuple[int, int],
     loaded = 'turned by' if turned else 'stored without'
     frame = 'turned' if annotated_turned else 'stored'
     size = f'{annotated[0]}x{annotated[1]}' if annotated else 'no size'
+    fix = ORIENTATION_FIX if turned else (
+        "drop color_type='color_ignore_orientation' from the pipelines' LoadImageFromFile")
     return (f'EXIF orientation {orientation} ({ORIENTATIONS[orientation]}): the pipeline loads '
             f'the image {loaded} it, but its annotation ({size}) is in the {frame} frame of the '
-            f'{stored[0]}x{stored[1]} stored pixels, so its boxes land off the objects; ' + (ORIENTATION_FIX if turned else "drop color_type='color_ignore_"
-                           "orientation' from the pipelines' LoadImageFromFile"))
+            f'{stored[0]}x{stored[1]} stored pixels, so its boxes land off the objects; {fix}')
 
 
 def _image_problem(path: str, decode: bool = False, turned: bool = True,
