@@ -141,8 +141,9 @@ def test_box_without_area_is_named(data, tmp_path):
 
 
 def test_metainfo_without_matching_class_lists_the_classes_there(data, tmp_path):
-    message = train_loader_error(data, tmp_path, train_dataloader=dict(
-        dataset=dict(metainfo=dict(classes=('cat', 'dog')))))
+    cat_dog = dict(dataset=dict(metainfo=dict(classes=('cat', 'dog'))))
+    message = train_loader_error(data, tmp_path, train_dataloader=cat_dog,
+                                 test_dataloader=cat_dog, model=dict(bbox_head=dict(num_classes=2)))
     assert "no object of the metainfo classes ('cat', 'dog')" in message
     assert 'disc' in message and 'set metainfo.classes' in message
 

@@ -130,10 +130,10 @@ def test_input_size_moves_pipeline_sizes_only():
     cfg = Config(dict(input_size=128, model=dict(neck=dict(out_channels=[416, 416])),
                       test_pipeline=[dict(type='Resize', scale=(416, 416)),
                                      dict(type='Pad', size=[416, 416])]))
-    apply_input_size(cfg, 416)
+    apply_input_size(cfg, [416])
     assert cfg.model.neck.out_channels == [416, 416]
     assert cfg.test_pipeline[0].scale == (128, 128) and cfg.test_pipeline[1].size == [128, 128]
-    apply_input_size(cfg, 416)  # applying twice changes nothing more
+    apply_input_size(cfg, [416])  # applying twice changes nothing more
     assert cfg.test_pipeline[0].scale == (128, 128)
 
 
@@ -144,12 +144,12 @@ def test_input_size_errors_name_the_fix():
     cfg = Config(dict(input_size=320, test_dataloader=dict(dataset=dict(
         pipeline=[dict(type='Resize', scale=(640, 640))]))))
     with pytest.raises(ValueError, match='still resize or pad to \\[\\(640, 640\\)\\]'):
-        apply_input_size(cfg, 416)
-    # a child config file that sets input_size = 320 but keeps the inherited (416, 416)
+        apply_input_size(cfg, [416])
+    # a size derived from no earlier input_size (an in-memory config knows none)
     cfg = Config(dict(input_size=320, test_dataloader=dict(dataset=dict(
         pipeline=[dict(type='Pad', size=(416, 416))]))))
     with pytest.raises(ValueError, match='still resize or pad to \\[\\(416, 416\\)\\]'):
-        apply_input_size(cfg, 320)
+        apply_input_size(cfg, [320])
 
 
 def test_data_root_reaches_every_dataset_and_evaluator():

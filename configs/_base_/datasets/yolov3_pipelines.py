@@ -40,3 +40,26 @@ val_dataloader = dict(
     drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False))
 test_dataloader = val_dataloader
+
+# Test-time augmentation (mmdet's tools/test.py --tta): each image and its horizontal mirror,
+# boxes merged by NMS as in the model's test_cfg. The mirror is taken of the original image,
+# before letterboxing: DetTTAModel flips the predicted boxes back in the original image's frame,
+# so a flip after Pad (mmdet's default TTA pipeline) would mirror the padding in and put every
+# box of a non-square image off its object.
+tta_model = dict(
+    type='DetTTAModel',
+    tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.45), max_per_img=100))
+tta_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [dict(type='RandomFlip', prob=1.), dict(type='RandomFlip', prob=0.)],
+            [dict(type='Resize', scale=(input_size, input_size), keep_ratio=True)],
+            [dict(type='Pad', size=(input_size, input_size), pad_val=dict(img=(114, 114, 114)))],
+            [dict(type='LoadAnnotations', with_bbox=True)],
+            [dict(type='PackDetInputs',
+                  meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',
+                             'flip', 'flip_direction'))],
+        ])
+]
