@@ -2,8 +2,8 @@
 
 What runs where (docs/data.md has the error texts):
 
-- :func:`check_model_data` (every run, when the runner is built, through
-  :func:`netaug_det.utils.config.apply_config_variables`): the detector head's ``num_classes``
+- :func:`check_model_data` (every run, when the runner is built, after
+  :func:`netaug_det.utils.config.apply_config_variables`; and ``check_dataset``): the detector head's ``num_classes``
   equals the number of classes of every dataloader's data; a test-time augmentation model
   (mmdet's ``tools/test.py --tta``) does not flip after letterboxing.
 - :func:`check_data_paths` (every run, before training, validation or testing starts): the data

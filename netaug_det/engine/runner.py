@@ -47,7 +47,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner, find_latest_checkpoint
 
 from ..datasets.checks import (DataError, check_annotations, check_data_paths,
-                               check_loaded_dataset, classes_of, leaf_datasets,
+                               check_loaded_dataset, check_model_data, classes_of, leaf_datasets,
                                problems_report, voc_objects_outside)
 from ..utils.allocator import apply_malloc_cfg
 from ..utils.checkpoint import explain_mismatch, remove_stale_parts
@@ -70,6 +70,7 @@ class NetAugDetRunner(Runner):
     def from_cfg(cls, cfg: Config) -> 'NetAugDetRunner':
         cfg = copy.deepcopy(cfg)
         apply_config_variables(cfg)
+        check_model_data(cfg)
         optim_wrapper = cfg.get('optim_wrapper') or {}
         if optim_wrapper.get('type') == 'AmpOptimWrapper' and not torch.cuda.is_available():
             raise RunRefusedError(

@@ -32,8 +32,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     from mmengine.config import Config
 
-    from netaug_det.datasets.checks import (check_annotations, check_data_paths, classes_of,
-                                            dataset_cfgs, problems_report)
+    from netaug_det.datasets.checks import (check_annotations, check_data_paths,
+                                            check_model_data, classes_of, dataset_cfgs,
+                                            problems_report)
     from netaug_det.utils.cli import user_errors
     from netaug_det.utils.config import apply_config_variables
 
@@ -42,6 +43,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         if args.cfg_options:
             cfg.merge_from_dict(args.cfg_options)
         apply_config_variables(cfg)
+        check_model_data(cfg)
         check_data_paths(cfg)
     bad = 0
     for name, dataset in dataset_cfgs(cfg):

@@ -30,7 +30,6 @@ from mmengine.config import Config
 from mmengine.config.utils import _get_package_and_cfg_path
 from mmengine.utils import get_installed_path
 
-from ..datasets.checks import check_model_data
 
 # Largest stride of the YOLOv3 feature pyramid: input sizes must be multiples of it.
 MAX_STRIDE = 32
@@ -213,8 +212,7 @@ def earlier_values(filename: Optional[str], keys: Sequence[str]) -> Dict[str, li
 
 
 def apply_config_variables(cfg: Config) -> None:
-    """Applies ``input_size``, ``data_root`` and the backbone checkpoint variables, in place,
-    then checks that the model fits the data (:func:`netaug_det.datasets.checks.check_model_data`).
+    """Applies ``input_size``, ``data_root`` and the backbone checkpoint variables, in place.
 
     The earlier values of a variable are those of the file ``cfg.filename`` and of the files
     it inherits (:func:`earlier_values`): a child file's ``data_root = '/datasets/coco/'`` and a
@@ -230,4 +228,3 @@ def apply_config_variables(cfg: Config) -> None:
     checkpoint = backbone_checkpoint(cfg)
     if checkpoint is not None:
         cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=checkpoint)
-    check_model_data(cfg)
