@@ -22,7 +22,7 @@ import os
 import os.path as osp
 import sys
 import time
-from typing import Dict, List, NamedTuple, Optional, Sequence
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
 
 from .runs import (PACKAGE_PARENT, RESULT_FILE, RunSpec, _write_json, finished_result,
                    run_experiment)
@@ -188,8 +188,10 @@ def check_runs(runs: Sequence[Run]) -> None:
 class _Scheduler:
     """Submits runs to a submitit executor in dependency order and collects their outcomes."""
 
-    def __init__(self, runs: Sequence[Run], args: argparse.Namespace, log_dir: str) -> None:
+    def __init__(self, runs: Sequence[Run], args: argparse.Namespace, log_dir: str,
+                 work: Callable) -> None:
         import submitit
+        self.work = work
         self.runs = {run.name: run for run in runs}
         self.args = args
         self.log_dir = osp.abspath(log_dir)
@@ -228,7 +230,7 @@ class _Scheduler:
         else:
             self.executor.update_parameters(
                 gpus_per_node=gpus, visible_gpus=tuple(range(slot * gpus, (slot + 1) * gpus)))
-        job = self.executor.submit(execute_run, run, gpus, nodes, self.threads)
+        job = self.executor.submit(self.work, run, gpus, nodes, self.threads)
         self.jobs[run.name] = job
         print(f'[{run.name}] submitted: job {job.job_id}, log {job.paths.stdout}', flush=True)
 
@@ -328,12 +330,16 @@ def summary(result: dict) -> str:
     return '; '.join(filter(None, [metrics, cost]))
 
 
-def execute(runs: Sequence[Run], args: argparse.Namespace, log_dir: str) -> Dict[str, Outcome]:
+def execute(runs: Sequence[Run], args: argparse.Namespace, log_dir: str,
+            work: Callable = execute_run) -> Dict[str, Outcome]:
     """Runs every run (finished ones are read back) with the executor ``args`` chose, parents
-    before children, and returns every run's :class:`Outcome` by name (failures included)."""
+    before children, and returns every run's :class:`Outcome` by name (failures included).
+    Job files go to ``--executor-dir``, default ``log_dir/jobs``; ``work(run, gpus, nodes,
+    threads)`` is the job (:func:`execute_run`; tests replace it)."""
     check_executor_args(args)
     check_runs(runs)
-    return _Scheduler(runs, args, args.executor_dir or osp.join(log_dir, 'jobs')).run()
+    log_dir = args.executor_dir or osp.join(log_dir, 'jobs')
+    return _Scheduler(runs, args, log_dir, work).run()
 
 
 def run_many(runs: Sequence[Run], args: argparse.Namespace, log_dir: str) -> List[dict]:
