@@ -112,7 +112,8 @@ def test_bad_run_lists_and_options_are_refused(tmp_path, config):
     args = default_executor_args()
     with pytest.raises(ValueError, match='not in the list'):
         execute([make_run(config, root, 'a', after=('nobody', ))], args, str(root))
-    circle = [make_run(config, root, 'a', after=('b', )), make_run(config, root, 'b', after=('a', ))]
+    circle = [make_run(config, root, 'a', after=('b', )),
+              make_run(config, root, 'b', after=('a', ))]
     with pytest.raises(ValueError, match='circle'):
         execute(circle, args, str(root))
     with pytest.raises(ValueError, match='--jobs'):

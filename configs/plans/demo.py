@@ -29,7 +29,8 @@ pretraining = dict(
 
 detection = [
     dict(name='demo', backbone='MbV2 w0.35', dataset='demo',
-         baseline='configs/demo/yolov3_mbv2_demo.py', netaug='configs/demo/yolov3_mbv2_netaug_demo.py',
+         baseline='configs/demo/yolov3_mbv2_demo.py',
+         netaug='configs/demo/yolov3_mbv2_netaug_demo.py',
          pretrained=dict(baseline='cls_baseline', netaug='cls_netaug'), epochs=2,
          resolutions=[96, 128], table=128, train_images=320, images_per_s_per_gpu=50, gpus=0,
          nodes=1),

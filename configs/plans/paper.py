@@ -36,22 +36,21 @@ pretraining = dict(
                      test_config='configs/imagenet/mbv3_w035_baseline_in1k.py',
                      checkpoint='deploy', netaug=True, **imagenet))
 
-# paper: Table 4's AP50 of the baseline (150 epochs) and NetAug rows.
+
+def yolov3(dataset, backbone, paper, settings):
+    """The detection entry of YOLOv3 with ``backbone`` on ``dataset`` (configs/yolov3_*), each
+    method from its own pretraining; ``paper``: Table 4's AP50 of its baseline (150 epochs) and
+    NetAug rows."""
+    return dict(name=f'{dataset}_{backbone}', backbone=f'MbV{backbone[-1]} w0.35',
+                baseline=f'configs/yolov3_{backbone}_{dataset}.py',
+                netaug=f'configs/yolov3_{backbone}_netaug_{dataset}.py',
+                pretrained=dict(baseline=f'{backbone}_baseline', netaug=f'{backbone}_netaug'),
+                paper=paper, **settings)
+
+
 detection = [
-    dict(name='voc_mbv2', backbone='MbV2 w0.35', baseline='configs/yolov3_mbv2_voc.py',
-         netaug='configs/yolov3_mbv2_netaug_voc.py',
-         pretrained=dict(baseline='mbv2_baseline', netaug='mbv2_netaug'),
-         paper=dict(baseline=60.4, netaug=62.4), **voc),
-    dict(name='voc_mbv3', backbone='MbV3 w0.35', baseline='configs/yolov3_mbv3_voc.py',
-         netaug='configs/yolov3_mbv3_netaug_voc.py',
-         pretrained=dict(baseline='mbv3_baseline', netaug='mbv3_netaug'),
-         paper=dict(baseline=63.6, netaug=65.3), **voc),
-    dict(name='coco_mbv2', backbone='MbV2 w0.35', baseline='configs/yolov3_mbv2_coco.py',
-         netaug='configs/yolov3_mbv2_netaug_coco.py',
-         pretrained=dict(baseline='mbv2_baseline', netaug='mbv2_netaug'),
-         paper=dict(baseline=24.7, netaug=25.4), **coco),
-    dict(name='coco_mbv3', backbone='MbV3 w0.35', baseline='configs/yolov3_mbv3_coco.py',
-         netaug='configs/yolov3_mbv3_netaug_coco.py',
-         pretrained=dict(baseline='mbv3_baseline', netaug='mbv3_netaug'),
-         paper=dict(baseline=29.2, netaug=30.7), **coco),
+    yolov3('voc', 'mbv2', dict(baseline=60.4, netaug=62.4), voc),
+    yolov3('voc', 'mbv3', dict(baseline=63.6, netaug=65.3), voc),
+    yolov3('coco', 'mbv2', dict(baseline=24.7, netaug=25.4), coco),
+    yolov3('coco', 'mbv3', dict(baseline=29.2, netaug=30.7), coco),
 ]

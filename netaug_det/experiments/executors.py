@@ -259,7 +259,8 @@ class _Scheduler:
         else:
             train_log = osp.join(self.runs[name].spec.work_dir, 'train_stdout.log')
             where = f'{train_log} and {log}' if osp.isfile(train_log) else log
-            self.outcomes[name] = Outcome(None, f'failed (logs: {where}): {last_line(error)}', log=where)
+            self.outcomes[name] = Outcome(None, f'failed (logs: {where}): {last_line(error)}',
+                                          log=where)
             print(f'[{name}] FAILED; logs: {where}', flush=True)
 
     def fail_children(self) -> None:

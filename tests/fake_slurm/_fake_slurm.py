@@ -42,7 +42,11 @@ def new_job_id() -> str:
     with open(os.path.join(STATE_DIR, 'lock'), 'w') as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         counter = os.path.join(STATE_DIR, 'counter')
-        last = int(open(counter).read()) if os.path.isfile(counter) else time.time_ns() // 10**6 % 10**9
+        if os.path.isfile(counter):
+            with open(counter) as f:
+                last = int(f.read())
+        else:
+            last = time.time_ns() // 10**6 % 10**9
         with open(counter, 'w') as f:
             f.write(str(last + 1))
     return str(last + 1)
