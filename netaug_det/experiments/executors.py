@@ -190,7 +190,11 @@ class _Scheduler:
 
     def __init__(self, runs: Sequence[Run], args: argparse.Namespace, log_dir: str,
                  work: Callable) -> None:
-        import submitit
+        try:
+            import submitit
+        except ImportError as error:
+            raise ImportError('the experiment tools run their runs through submitit: pip install '
+                              'submitit (pinned in requirements/pinned.txt)') from error
         self.work = work
         self.runs = {run.name: run for run in runs}
         self.args = args
@@ -323,8 +327,9 @@ def last_line(error: BaseException) -> str:
 
 def summary(result: dict) -> str:
     """One line about a finished run: its metrics and accounting."""
-    metrics = ', '.join(f'{key} {value}' for key, value in result.items()
-                        if key.endswith('_ap50'))
+    metric = result.get('metric', 'AP50')
+    metrics = ', '.join(f"{key.replace('_ap50', '')} {metric} {value}"
+                        for key, value in result.items() if key.endswith('_ap50'))
     accounting = result.get('accounting') or {}
     cost = (f"{accounting['wall_time_s'] / 60:.1f} min, {accounting['device_hours']:.3f} "
             f"{accounting['device_kind']}-hours" if accounting else '')
