@@ -6,6 +6,7 @@ import json
 import os
 import os.path as osp
 import sys
+import threading
 import time
 
 import cloudpickle
@@ -14,8 +15,8 @@ import torch
 
 from conftest import REPO_ROOT
 from netaug_det.datasets import generate_demo_dataset
-from netaug_det.experiments.executors import (Run, RunsFailed, default_executor_args, execute,
-                                              run_many)
+from netaug_det.experiments.executors import (Run, RunsFailed, _Scheduler, default_executor_args,
+                                              execute, run_many)
 from netaug_det.experiments.runs import RESULT_FILE, RunSpec, _write_json, spec_record
 
 FAKE_SLURM = osp.join(osp.dirname(osp.abspath(__file__)), 'fake_slurm')
@@ -25,11 +26,16 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 def stand_in_work(run, gpus, nodes, threads):
     """A job that records when it ran, checks that its parents finished, fails for runs named
-    'fail*', and with ``rendezvous=DIR`` waits (up to 60 s) for a second run to reach DIR."""
+    'fail*', with ``rendezvous=DIR`` waits (up to 60 s) for a second run to reach DIR, and with
+    ``release=FILE`` waits (up to 120 s) for FILE."""
     start = time.time()
     together = None
     for option in run.spec.cfg_options:
-        folder = option.split('=', 1)[1]
+        key, folder = option.split('=', 1)
+        if key == 'release':
+            while not osp.isfile(folder) and time.time() - start < 120:
+                time.sleep(0.1)
+            continue
         os.makedirs(folder, exist_ok=True)
         open(osp.join(folder, run.name), 'w').close()
         while len(os.listdir(folder)) < 2 and time.time() - start < 60:
@@ -58,10 +64,11 @@ def config(tmp_path):
     return str(path)
 
 
-def make_run(config, root, name, seed=0, after=(), rendezvous=None):
+def make_run(config, root, name, seed=0, after=(), rendezvous=None, release=None):
     """A stand-in run; its parents' work dirs travel as its train_options."""
     parents = tuple(f'parents.{parent}={root / parent}' for parent in after)
     meet = (f'rendezvous={rendezvous}', ) if rendezvous else ()
+    meet += (f'release={release}', ) if release else ()
     return Run(name, RunSpec(config, config, str(root / name), seed, meet, parents), tuple(after))
 
 
@@ -192,3 +199,22 @@ def test_two_local_jobs_give_the_sequential_numbers(tmp_path, tiny_options, monk
         assert accounting['wall_time_s'] >= one['train_time_s'] > 0
         assert accounting['device_hours'] == pytest.approx(accounting['wall_time_s'] / 3600,
                                                             abs=1e-4)
+
+
+@pytest.mark.slow
+def test_slurm_resume_takes_over_jobs_still_queued(tmp_path, config, slurm):
+    root = tmp_path / 'runs'
+    release = tmp_path / 'release'
+    runs = [make_run(config, root, 'pretrain', 1, release=release),
+            make_run(config, root, 'detect', 2, after=('pretrain', ))]
+    # an invocation that submitted the pretraining, then was interrupted
+    _Scheduler(runs, slurm, str(root / 'jobs'), stand_in_work).submit(runs[0], 0)
+    threading.Timer(5, release.touch).start()
+    outcomes = execute(runs, slurm, str(root), stand_in_work)
+    jobs = [json.load(open(osp.join(os.environ['FAKE_SLURM_DIR'], name)))
+            for name in os.listdir(os.environ['FAKE_SLURM_DIR']) if name.endswith('.json')]
+    assert sorted(job['name'] for job in jobs) == ['detect', 'pretrain']  # not submitted twice
+    pretrain = next(job for job in jobs if job['name'] == 'pretrain')
+    assert next(job for job in jobs if job['name'] == 'detect')['parents'] == [pretrain['id']]
+    assert outcomes['pretrain'].result['val_ap50'] == 1.0
+    assert outcomes['detect'].result['val_ap50'] == 2.0

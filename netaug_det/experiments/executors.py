@@ -13,11 +13,14 @@ matches its spec is not submitted again. A run with several GPUs trains under to
 ``dist_train.sh`` launch; several nodes: torchrun on every node through ``srun``, c10d
 rendezvous). Dependencies: locally a run starts when its parents finished; on SLURM it is
 submitted at once with ``--dependency=afterok:<parents>``. A failed run fails (and on SLURM
-cancels) every run that waits for it, with a message naming the failed run's log. Every run
+cancels) every run that waits for it, with a message naming the failed run's log. On SLURM,
+a rerun takes over the still queued or running jobs of the same runs (``submitted.json`` in the
+executor dir) instead of submitting them twice. Every run
 that ran records ``accounting`` in its ``result.json``: wall time (training and tests), devices
 (GPUs, or CPU threads), device-hours and the device's name.
 """
 import argparse
+import json
 import os
 import os.path as osp
 import sys
@@ -28,6 +31,7 @@ from .runs import (PACKAGE_PARENT, RESULT_FILE, RunSpec, _write_json, finished_r
                    run_experiment)
 
 EXECUTORS = ('local', 'slurm')
+ACTIVE_STATES = ('PENDING', 'RUNNING', 'REQUEUED', 'COMPLETING', 'CONFIGURING', 'SUSPENDED')
 POLL_S = 2.0
 
 
@@ -201,7 +205,12 @@ class _Scheduler:
         self.log_dir = osp.abspath(log_dir)
         self.slurm = args.executor == 'slurm'
         self.threads = 1 if self.slurm else local_threads(args.jobs)
-        folder = osp.join(self.log_dir, '%j')
+        self.folder = folder = osp.join(self.log_dir, '%j')
+        self.submitted_path = osp.join(self.log_dir, 'submitted.json')
+        self.submitted = {}  # SLURM: run name -> its job id and spec, for reattach()
+        if osp.isfile(self.submitted_path):
+            with open(self.submitted_path) as f:
+                self.submitted = json.load(f)
         setup = [f'export PYTHONPATH={PACKAGE_PARENT}${{PYTHONPATH:+:$PYTHONPATH}}']
         if self.slurm:
             self.executor = submitit.SlurmExecutor(folder=folder)
@@ -237,6 +246,24 @@ class _Scheduler:
         job = self.executor.submit(self.work, run, gpus, nodes, self.threads)
         self.jobs[run.name] = job
         print(f'[{run.name}] submitted: job {job.job_id}, log {job.paths.stdout}', flush=True)
+        if self.slurm:
+            self.submitted[run.name] = dict(job_id=job.job_id, spec=list(run.spec))
+            _write_json(self.submitted, self.submitted_path)
+
+    def reattach(self) -> None:
+        """SLURM: takes over the jobs an interrupted invocation submitted for these very runs
+        that are still queued or running, instead of submitting them twice."""
+        import submitit
+        for name, entry in self.submitted.items():
+            run = self.runs.get(name)
+            if run is None or name in self.outcomes or entry['spec'] != json.loads(
+                    json.dumps(list(run.spec))):
+                continue
+            job = submitit.SlurmJob(folder=self.folder, job_id=entry['job_id'])
+            if job.watcher.get_state(entry['job_id'], mode='force') in ACTIVE_STATES:
+                self.jobs[name] = job
+                print(f'[{name}] still queued or running: job {job.job_id} (taken over)',
+                      flush=True)
 
     def echo(self, name: str) -> None:
         """Prints the progress lines (``[name] ...``) a job wrote since the last call."""
@@ -298,6 +325,8 @@ class _Scheduler:
             if result is not None:
                 self.outcomes[run.name] = Outcome(result, cached=True)
                 print(f'[{run.name}] done before: {run.spec.work_dir}', flush=True)
+        if self.slurm:
+            self.reattach()
         while len(self.outcomes) < len(self.runs):
             self.fail_children()
             for run in self.runs.values():
