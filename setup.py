@@ -26,6 +26,7 @@ INSTALL_REQUIRES = [
     'numpy',
     'opencv-python',
     'matplotlib',
+    'submitit>=1.5',  # the experiment tools' executors (local and SLURM jobs)
 ]
 EXTRAS_REQUIRE = {
     # torch's torch.export-based ONNX exporter needs onnxscript and onnx-ir

@@ -5,12 +5,14 @@ pretrained starts) and ``lr_grid``. Each method is a config plus training overri
 trained once per seed with :func:`netaug_det.experiments.runs.run_experiment` into
 ``<work_dir>/<name>/s<seed>/`` and evaluated through its deployable checkpoint.
 """
+import argparse
 import json
 import os
 import os.path as osp
 from typing import Dict, List, NamedTuple, Optional, Sequence
 
-from .runs import RunSpec, run_experiment
+from .executors import Run, default_executor_args, run_many
+from .runs import RunSpec
 from .stats import Summary, markdown_table, summarize
 
 
@@ -41,17 +43,20 @@ class MethodResult(NamedTuple):
 
 def run_methods(methods: Sequence[Method], test_config: str, seeds: Sequence[int],
                 work_dir: str, cfg_options: Sequence[str] = (),
-                splits: Sequence[str] = ('val', )) -> List[MethodResult]:
+                splits: Sequence[str] = ('val', ),
+                executor: Optional[argparse.Namespace] = None) -> List[MethodResult]:
     """Trains and evaluates every method with every seed (seed-major, so that an interrupted
-    experiment holds complete seeds); finished runs are read back, not run again."""
-    runs: Dict[str, List[dict]] = {method.name: [] for method in methods}
-    for seed in seeds:
-        for method in methods:
-            run_dir = osp.join(work_dir, method.name, f's{seed}')
-            spec = RunSpec(method.config, test_config, run_dir, seed, tuple(cfg_options),
-                           tuple(method.options), tuple(splits))
-            runs[method.name].append(run_experiment(spec, prefix=f'[{method.name} s{seed}] '))
-    return [MethodResult(method, runs[method.name]) for method in methods]
+    experiment holds complete seeds) with the ``executor`` options
+    (:mod:`~netaug_det.experiments.executors`; default: one local run at a time); finished runs
+    are read back, not run again."""
+    runs = [Run(f'{method.name}/s{seed}',
+                RunSpec(method.config, test_config, osp.join(work_dir, method.name, f's{seed}'),
+                        seed, tuple(cfg_options), tuple(method.options), tuple(splits)))
+            for seed in seeds for method in methods]
+    results = dict(zip((run.name for run in runs),
+                       run_many(runs, executor or default_executor_args(), work_dir)))
+    return [MethodResult(method, [results[f'{method.name}/s{seed}'] for seed in seeds])
+            for method in methods]
 
 
 def _cell(summary: Optional[Summary], digits: int = 1) -> str:

@@ -26,7 +26,10 @@ from typing import Dict, List, NamedTuple, Optional, Sequence
 from mmengine.config import Config, DictAction
 
 PACKAGE_PARENT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-METRIC_KEYS = {'VOCMetric': 'pascal_voc/AP50', 'CocoMetric': 'coco/bbox_mAP_50'}
+METRIC_KEYS = {'VOCMetric': 'pascal_voc/AP50', 'CocoMetric': 'coco/bbox_mAP_50',
+               'TopKAccuracy': 'accuracy/top1'}
+# metrics already in percent (the others are fractions)
+PERCENT_METRICS = ('accuracy/top1', )
 RESULT_FILE = 'result.json'
 
 
@@ -55,17 +58,27 @@ def evaluator_type(cfg: Config) -> str:
     return metric['type']
 
 
-def tool_command(tool: str, args: Sequence[str]) -> List[str]:
-    """The command line of ``python -m netaug_det.tools.<tool> args``."""
+def percent(metric_key: str, value: float) -> float:
+    """``value`` of the metric ``metric_key`` in percent."""
+    return float(value) if metric_key in PERCENT_METRICS else 100 * float(value)
+
+
+def tool_command(tool: str, args: Sequence[str], launcher: Sequence[str] = ()) -> List[str]:
+    """The command line of ``python -m netaug_det.tools.<tool> args``; with a distributed
+    ``launcher`` (e.g. torchrun's command, from :mod:`netaug_det.experiments.executors`) that
+    launcher replaces ``python`` and the tool gets ``--launcher pytorch``."""
+    if launcher:
+        return [*launcher, '-m', f'netaug_det.tools.{tool}', *args, '--launcher', 'pytorch']
     return [sys.executable, '-m', f'netaug_det.tools.{tool}', *args]
 
 
 def run_tool(tool: str, args: Sequence[str], log_file: str, prefix: str = '',
-             env: Optional[Dict[str, str]] = None) -> float:
+             env: Optional[Dict[str, str]] = None, launcher: Sequence[str] = ()) -> float:
     """Runs ``netaug_det.tools.<tool>`` in a child process, logging everything to ``log_file``.
 
     Progress (mmengine's ``Epoch(...)``/``Iter(...)`` lines) is echoed, prefixed with
-    ``prefix``; ``env`` adds environment variables. The child imports this same netaug_det.
+    ``prefix``; ``env`` adds environment variables; ``launcher``: see :func:`tool_command`.
+    The child imports this same netaug_det.
 
     Returns:
         float: the peak resident memory in MiB of the child's largest process (the child itself
@@ -76,7 +89,7 @@ def run_tool(tool: str, args: Sequence[str], log_file: str, prefix: str = '',
     """
     env = dict(os.environ, **(env or {}))
     env['PYTHONPATH'] = os.pathsep.join(filter(None, [PACKAGE_PARENT, env.get('PYTHONPATH')]))
-    command = tool_command(tool, args)
+    command = tool_command(tool, args, launcher)
     os.makedirs(osp.dirname(osp.abspath(log_file)), exist_ok=True)
     tail: deque = deque(maxlen=30)
     with open(log_file, 'w') as log:
@@ -126,7 +139,7 @@ def read_ap50(work_dir: str, metric_key: str) -> float:
             with open(path) as f:
                 metrics = json.load(f)
             if metric_key in metrics:
-                return 100 * float(metrics[metric_key])
+                return percent(metric_key, metrics[metric_key])
     curve = validation_curve(work_dir, metric_key)
     if curve:
         return curve[-1]
@@ -144,7 +157,7 @@ def validation_curve(work_dir: str, metric_key: str) -> List[float]:
         with open(path) as f:
             records = [json.loads(line) for line in f if metric_key in line]
         if records:
-            return [100 * float(record[metric_key]) for record in records]
+            return [percent(metric_key, record[metric_key]) for record in records]
     return []
 
 
@@ -216,38 +229,58 @@ def _write_json(data: dict, path: str) -> None:
     os.replace(path + '.part', path)
 
 
-def run_experiment(spec: RunSpec, prefix: str = '',
-                   env: Optional[Dict[str, str]] = None) -> dict:
+def spec_record(spec: RunSpec) -> dict:
+    """``spec`` as ``result.json`` records it: its fields and ``config_fingerprint``."""
+    record = {key: list(value) if isinstance(value, tuple) else value
+              for key, value in spec._asdict().items()}
+    record['config_fingerprint'] = config_fingerprint(spec)
+    return record
+
+
+def finished_result(spec: RunSpec) -> Optional[dict]:
+    """The ``result.json`` of ``spec``'s work dir when it finished with this very spec, else
+    None."""
+    cached = _read_json(osp.join(spec.work_dir, RESULT_FILE))
+    return cached if cached is not None and cached.get('spec') == spec_record(spec) else None
+
+
+def train_args(spec: RunSpec, resume: bool) -> List[str]:
+    """The arguments of ``netaug_det.tools.train`` for ``spec``."""
+    return [spec.config, '--work-dir', spec.work_dir, *(['--resume'] if resume else []),
+            '--cfg-options', f'randomness.seed={spec.seed}', *spec.cfg_options,
+            *spec.train_options]
+
+
+def run_experiment(spec: RunSpec, prefix: str = '', env: Optional[Dict[str, str]] = None,
+                   launcher: Sequence[str] = ()) -> dict:
     """Trains and evaluates one run (or returns its cached result); see the module docstring.
+    ``launcher`` starts the training (e.g. torchrun on several GPUs; :func:`tool_command`).
 
     Returns:
         dict: ``spec`` (with ``config_fingerprint``), ``train_time_s`` (wall clock of the
         training process), ``train_peak_mib`` (the peak resident memory of its largest process),
         ``resumed`` (the training continued an interrupted one: its time is the continuation's),
-        ``checkpoint``, ``<split>_ap50`` (percent) per split, and ``val_curve`` (AP50 of the
+        ``checkpoint``, ``metric`` (the metric key), ``<split>_ap50`` (that metric in percent:
+        AP50, or top-1 for a classifier) per split, and ``val_curve`` (its values at the
         validations during training, if any).
     """
     result_path = osp.join(spec.work_dir, RESULT_FILE)
-    spec_dict = {key: list(value) if isinstance(value, tuple) else value
-                 for key, value in spec._asdict().items()}
-    spec_dict['config_fingerprint'] = config_fingerprint(spec)
-    cached = _read_json(result_path)
-    if cached is not None and cached.get('spec') == spec_dict:
+    spec_dict = spec_record(spec)
+    cached = finished_result(spec)
+    if cached is not None:
         print(f'{prefix}done before: {result_path}', flush=True)
         return cached
     metric_key = METRIC_KEYS[evaluator_type(load_merged(spec.test_config, spec.cfg_options))]
-    options = [f'randomness.seed={spec.seed}', *spec.cfg_options, *spec.train_options]
     started_path = osp.join(spec.work_dir, 'run_spec.json')
     resume = (_read_json(started_path) == spec_dict
               and osp.isfile(osp.join(spec.work_dir, 'last_checkpoint')))
     _write_json(spec_dict, started_path)
     start = time.perf_counter()
-    peak = run_tool('train', [spec.config, '--work-dir', spec.work_dir, *(
-        ['--resume'] if resume else []), '--cfg-options', *options],
-        osp.join(spec.work_dir, 'train_stdout.log'), prefix, env)
+    peak = run_tool('train', train_args(spec, resume), osp.join(spec.work_dir, 'train_stdout.log'),
+                    prefix, env, launcher)
     result = dict(spec=spec_dict, train_time_s=round(time.perf_counter() - start, 1),
                   train_peak_mib=round(peak, 1), resumed=resume,
-                  checkpoint=checkpoint_to_evaluate(spec.work_dir),
+                  checkpoint=checkpoint_to_evaluate(spec.work_dir), metric=metric_key,
                   val_curve=validation_curve(spec.work_dir, metric_key))
     for split in spec.splits:
         metrics_file = osp.join(spec.work_dir, f'{split}_metrics.json')
@@ -256,7 +289,8 @@ def run_experiment(spec: RunSpec, prefix: str = '',
                           osp.join(spec.work_dir, f'test_{split}'), '--metrics-json', metrics_file,
                           *(['--cfg-options', *options] if options else [])],
                  osp.join(spec.work_dir, f'test_{split}.log'), prefix, env)
-        result[f'{split}_ap50'] = round(100 * _read_json(metrics_file)[metric_key], 2)
+        value = _read_json(metrics_file)[metric_key]
+        result[f'{split}_ap50'] = round(percent(metric_key, value), 2)
     _write_json(result, result_path)
     return result
 

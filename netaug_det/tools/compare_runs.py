@@ -14,6 +14,8 @@ Used for the ablations in docs/ (distillation, training-cost knobs, pretrained s
 import argparse
 from typing import List, Optional
 
+from netaug_det.experiments.executors import add_executor_args
+
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Compare methods over seeds')
@@ -30,6 +32,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
                         help='overrides for every method, training and testing')
     parser.add_argument('--title', default='Comparison over seeds')
+    add_executor_args(parser)
     args = parser.parse_args(argv)
     for run in args.run:
         if len(run) < 2:
@@ -43,7 +46,7 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     methods = [Method(run[0], run[1], tuple(run[2:])) for run in args.run]
     results = run_methods(methods, args.test_config, args.seeds, args.work_dir,
-                          args.cfg_options, args.splits)
+                          args.cfg_options, args.splits, executor=args)
     paths = write_comparison(results, args.out_dir or args.work_dir, args.title,
                              notes=f'Seeds {args.seeds}; AP50 in %, mean ± sd (n).')
     with open(paths['md']) as f:

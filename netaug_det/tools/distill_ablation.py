@@ -15,6 +15,8 @@ the baseline's for baseline and KD, NetAug's for the NetAug variants (both tuned
 import argparse
 from typing import List, Optional
 
+from netaug_det.experiments.executors import add_executor_args
+
 METHODS = {
     'baseline': 'yolov3_mbv2_demo.py',
     'kd': 'yolov3_mbv2_kd_demo.py',
@@ -36,6 +38,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--methods', nargs='+', default=list(METHODS), choices=list(METHODS))
     parser.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
                         help='overrides for every run (teacher included), training and testing')
+    add_executor_args(parser)
     return parser.parse_args(argv)
 
 
@@ -46,23 +49,23 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     from netaug_det.datasets import ensure_demo_dataset
     from netaug_det.experiments.compare import Method, run_methods, write_comparison
-    from netaug_det.experiments.runs import RunSpec, load_merged, run_experiment
+    from netaug_det.experiments.executors import Run, run_many
+    from netaug_det.experiments.runs import RunSpec, load_merged
     from netaug_det.utils.paths import project_path
 
     os.environ.setdefault('OMP_NUM_THREADS', '1')
     demo = 'configs/demo/'
     baseline = project_path(demo + BASELINE)
     ensure_demo_dataset(load_merged(baseline, args.cfg_options).data_root)
-    teacher = run_experiment(
-        RunSpec(project_path(demo + TEACHER), project_path(demo + TEACHER),
-                osp.join(args.work_dir, 'teacher'), 0, tuple(args.cfg_options)),
-        prefix='[teacher] ')
+    teacher, = run_many([Run('teacher', RunSpec(
+        project_path(demo + TEACHER), project_path(demo + TEACHER),
+        osp.join(args.work_dir, 'teacher'), 0, tuple(args.cfg_options)))], args, args.work_dir)
     teacher_option = f"distiller.teacher.checkpoint={teacher['checkpoint']}"
     methods = [Method(name, project_path(demo + METHODS[name]),
                       (teacher_option, ) if 'kd' in name.split('_') else ())
                for name in args.methods]
     results = run_methods(methods, baseline, args.seeds, args.work_dir, args.cfg_options,
-                          ('val', 'train'))
+                          ('val', 'train'), executor=args)
     notes = (f"Seeds {args.seeds}; AP50 in %, mean ± sd (n), each model evaluated through its "
              f"deployable checkpoint in the baseline architecture. Teacher "
              f"({TEACHER}, seed 0): val AP50 {teacher['val_ap50']:.1f}.")

@@ -14,6 +14,8 @@ and compares the two methods each at its best; a best point at the edge of the g
 import argparse
 from typing import List, Optional
 
+from netaug_det.experiments.executors import add_executor_args
+
 METHODS = ('baseline', 'netaug')
 
 
@@ -28,6 +30,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--splits', nargs='+', default=['val'], choices=['val', 'train'])
     parser.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
                         help='overrides for both configs, training and testing')
+    add_executor_args(parser)
     return parser.parse_args(argv)
 
 
@@ -53,7 +56,8 @@ def main(argv: Optional[List[str]] = None) -> None:
                for mult in args.lr_mults for method in METHODS
                for lr in [grid[method][mult]]]
     results = {result.method.name: result for result in run_methods(
-        methods, args.baseline, args.seeds, args.work_dir, args.cfg_options, args.splits)}
+        methods, args.baseline, args.seeds, args.work_dir, args.cfg_options, args.splits,
+        executor=args)}
 
     cells = {method: {lr: [run['val_ap50'] for run in results[f'{method}/lr{lr:g}'].runs]
                       for lr in grid[method].values()} for method in METHODS}

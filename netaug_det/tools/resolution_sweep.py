@@ -17,6 +17,8 @@ iso-AP50 MAC reduction of the mean curves with a bootstrap interval over seeds, 
 import argparse
 from typing import List, Optional
 
+from netaug_det.experiments.executors import add_executor_args
+
 METHODS = ('baseline', 'netaug')
 
 
@@ -52,6 +54,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
             f'--{method}-options', nargs='+', default=[], metavar='KEY=VALUE',
             help=f'training overrides for the {method} runs only, e.g. its tuned learning rate '
             '(optim_wrapper.optimizer.lr=...) or its ImageNet weights (backbone_checkpoint=...)')
+    add_executor_args(parser)
     return parser.parse_args(argv)
 
 
@@ -61,8 +64,8 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     from netaug_det.models.builders import build_detector
     from netaug_det.analysis.complexity import get_detector_complexity
-    from netaug_det.experiments.runs import (METRIC_KEYS, RunSpec, evaluator_type, load_merged,
-                                              run_experiment)
+    from netaug_det.experiments.executors import Run, run_many
+    from netaug_det.experiments.runs import METRIC_KEYS, RunSpec, evaluator_type, load_merged
     from netaug_det.experiments.sweep import (DEFAULT_RESOLUTIONS, collect_cells, run_dir,
                                         sweep_result, write_sweep_outputs)
 
@@ -73,15 +76,12 @@ def main(argv: Optional[List[str]] = None) -> None:
     if not args.collect:
         seeds = seeds or [0]
         configs = dict(baseline=args.baseline, netaug=args.netaug)
-        for seed in seeds:
-            for method in METHODS:
-                for resolution in resolutions:
-                    work_dir = run_dir(args.work_dir, method, resolution, seed)
-                    run_experiment(
-                        RunSpec(configs[method], args.baseline, work_dir, seed,
-                                cfg_options=(f'input_size={resolution}', *args.cfg_options),
-                                train_options=tuple(getattr(args, f'{method}_options'))),
-                        prefix=f'[{osp.relpath(work_dir)}] ')
+        run_many([Run(f'{method}/r{resolution}/s{seed}', RunSpec(
+            configs[method], args.baseline, run_dir(args.work_dir, method, resolution, seed),
+            seed, cfg_options=(f'input_size={resolution}', *args.cfg_options),
+            train_options=tuple(getattr(args, f'{method}_options'))))
+                  for seed in seeds for method in METHODS for resolution in resolutions],
+                 args, args.work_dir)
     model = build_detector(cfg)
     macs = {r: get_detector_complexity(model, r)['macs'] / 1e6 for r in resolutions}
     cells = collect_cells(args.work_dir, resolutions, macs,

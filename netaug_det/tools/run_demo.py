@@ -16,6 +16,8 @@ back, not trained again.
 import argparse
 from typing import List, Optional
 
+from netaug_det.experiments.executors import add_executor_args
+
 BASELINE_CONFIG = 'configs/demo/yolov3_mbv2_demo.py'
 NETAUG_CONFIG = 'configs/demo/yolov3_mbv2_netaug_demo.py'
 # One compute thread per child (plus one dataloader worker) unless the caller sets it: on a 2-core
@@ -39,6 +41,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         metavar='KEY=VALUE',
         help='overrides for both configs, training and testing '
         '(e.g. train_cfg.max_epochs=2 for a quick look)')
+    add_executor_args(parser)
     return parser.parse_args(argv)
 
 
@@ -52,7 +55,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     from netaug_det.experiments.compare import Method, MethodResult, run_methods, write_comparison
     from netaug_det.models.builders import build_detector
     from netaug_det.analysis.complexity import get_detector_complexity
-    from netaug_det.experiments.runs import RunSpec, epoch_options, load_merged, run_experiment
+    from netaug_det.experiments.executors import Run, run_many
+    from netaug_det.experiments.runs import RunSpec, epoch_options, load_merged
     from netaug_det.utils.paths import project_path
 
     start = time.perf_counter()
@@ -63,7 +67,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     print(f'[demo] data in {cfg.data_root}: {data}', flush=True)
     methods = [Method('baseline', baseline), Method('netaug', netaug)]
     results = run_methods(methods, baseline, args.seeds, args.work_dir, args.cfg_options,
-                          ('val', 'train'))
+                          ('val', 'train'), executor=args)
     epochs = {method.name: [load_merged(method.config, args.cfg_options).train_cfg.max_epochs]
               * len(args.seeds) for method in methods}
     if not args.no_equal_time:
@@ -73,12 +77,11 @@ def main(argv: Optional[List[str]] = None) -> None:
             ratio = netaug_run['train_time_s'] / base_run['train_time_s']
             seed_epochs = max(1, round(cfg.train_cfg.max_epochs * ratio))
             epochs.setdefault(equal.name, []).append(seed_epochs)
-            runs.append(run_experiment(
-                RunSpec(baseline, baseline, osp.join(args.work_dir, 'baseline_equal_time',
-                                                     f's{seed}'), seed, tuple(args.cfg_options),
-                        tuple(epoch_options(cfg, seed_epochs)), ('val', 'train')),
-                prefix=f'[baseline equal time s{seed}] '))
-        results.append(MethodResult(equal, runs))
+            runs.append(Run(f'baseline_equal_time/s{seed}', RunSpec(
+                baseline, baseline, osp.join(args.work_dir, 'baseline_equal_time', f's{seed}'),
+                seed, tuple(args.cfg_options), tuple(epoch_options(cfg, seed_epochs)),
+                ('val', 'train'))))
+        results.append(MethodResult(equal, run_many(runs, args, args.work_dir)))
     lrs = {method.name: load_merged(method.config, args.cfg_options).optim_wrapper.optimizer
            for method in methods}
     complexity = get_detector_complexity(build_detector(cfg), cfg.input_size)
