@@ -104,7 +104,7 @@ pip_install -c "$PINNED" "$WHEEL_DIR"/mmcv-*.whl "mmengine==$(pin mmengine)" \
     "mmdet==$(pin mmdet)" "opencv-python==$(pin opencv-python)" "pycocotools==$(pin pycocotools)" \
     "matplotlib==$(pin matplotlib)" "scipy==$(pin scipy)" "onnx==$(pin onnx)" \
     "onnxscript==$(pin onnxscript)" "onnx-ir==$(pin onnx-ir)" "onnxruntime==$(pin onnxruntime)" \
-    -r "$TEST_REQS"
+    "submitit==$(pin submitit)" "cloudpickle==$(pin cloudpickle)" -r "$TEST_REQS"
 log "installing netaug_det (editable)"
 pip_install --no-deps --no-build-isolation -e "$ROOT"
 "$VENV/bin/python" -c "import mmcv.ops, mmdet, netaug_det, onnxruntime; print('mmcv', mmcv.__version__, '| mmdet', mmdet.__version__, '| onnxruntime', onnxruntime.__version__, '| netaug_det', netaug_det.__version__)"
