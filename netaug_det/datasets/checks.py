@@ -94,7 +94,8 @@ def check_data_paths(cfg: Config, loaders: Sequence[str] = tuple(LOADERS)) -> No
         config = f' of {cfg.filename}' if cfg.filename else ''
         raise DataError(
             f'data not found{config}:\n  ' + '\n  '.join(missing) +
-            '\nPut the data there (README: data layout), point the config at it with '
+            '\nPut the data there (layout: docs/demo.md, "Demo data"; VOC and COCO as in '
+            "mmdet's user_guides/dataset_prepare.md), point the config at it with "
             '--cfg-options data_root=DIR/ (every dataset and evaluator follows), or generate '
             f'the demo data with {DEMO_HINT}')
 
