@@ -3,17 +3,13 @@ metafile.yml per config folder that lists every config exactly once, the package
 ``netaug_det/.mim/``, and an installed netaug_det resolves ``netaug_det::<folder>/<config>.py``
 (a config's ``_base_``, ``mmengine.hub.get_config``). No network: pip runs with --no-index."""
 import glob
-import os
 import os.path as osp
-import shutil
-import subprocess
-import sys
-import sysconfig
 
 import pytest
 import yaml
 
 from conftest import REPO_ROOT
+from test_packaging import install_copy, run
 
 CONFIG_FOLDERS = ('configs', 'configs/demo', 'configs/imagenet')
 
@@ -63,34 +59,14 @@ print('resolved', hub_cfg.filename)
 '''
 
 
-def run(args, **kwargs) -> str:
-    result = subprocess.run(args, capture_output=True, text=True, timeout=600, **kwargs)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout
-
-
 @pytest.mark.slow
 def test_installed_package_resolves_its_configs(tmp_path):
-    """A non-editable install into a fresh venv that sees this environment's packages."""
-    venv = tmp_path / 'venv'
-    run([sys._base_executable, '-m', 'venv', '--without-pip', str(venv)])
-    python = str(venv / 'bin' / 'python')
-    site = run([python, '-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'])
-    with open(osp.join(site.strip(), 'existing_environment.pth'), 'w') as f:
-        f.write(sysconfig.get_paths()['purelib'] + '\n')
-    source = tmp_path / 'source'  # what a clone has: tracked files and new ones not ignored
-    files = run(['git', 'ls-files', '--cached', '--others', '--exclude-standard'], cwd=REPO_ROOT)
-    for name in files.split():
-        if osp.isfile(osp.join(REPO_ROOT, name)):
-            os.makedirs(source / osp.dirname(name), exist_ok=True)
-            shutil.copy2(osp.join(REPO_ROOT, name), source / name)
-    run([sys.executable, '-m', 'pip', '--python', python, 'install', '--no-index',
-         '--no-build-isolation', '--no-deps', str(source)])
-    package = osp.join(site.strip(), 'netaug_det')
+    """A non-editable install into a fresh venv (test_packaging's)."""
+    python, site, _ = install_copy(tmp_path)
+    package = osp.join(site, 'netaug_det')
     for name in ['model-index.yml'] + [f'{folder}/metafile.yml' for folder in CONFIG_FOLDERS]:
         assert osp.isfile(osp.join(package, '.mim', name)), name
     elsewhere = tmp_path / 'elsewhere'
     elsewhere.mkdir()
-    env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
-    out = run([python, '-c', RESOLVE_SCRIPT], cwd=elsewhere, env=env)
+    out = run([python, '-c', RESOLVE_SCRIPT], cwd=elsewhere)
     assert 'resolved' in out

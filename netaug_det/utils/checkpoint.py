@@ -177,13 +177,16 @@ def load_checkpoint_file(filename: str, map_location: Union[str, Callable, None]
     except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError, ...
         global_name = _refused_global(error)
         if global_name is not None:
+            # getattr stays restricted to HistoryBuffer's methods, however trusted the file
+            trusted = '' if global_name == 'builtins.getattr' else (
+                '; or, only if you trust the file, call torch.serialization.add_safe_globals('
+                f'[{global_name}]) before loading it')
             raise CheckpointFileError(
                 f'{filename} holds {global_name}, which is not on the allow-list of safe '
                 'checkpoint types (tensors and what mmengine/mmdet checkpoints hold; loading '
                 'anything else may run code from the file). Load only the weights: re-save it '
-                'where it was written with torch.save({"state_dict": model.state_dict()}, FILE); '
-                f'or, only if you trust the file, call torch.serialization.add_safe_globals('
-                f'[{global_name}]) before loading it') from None
+                'where it was written with torch.save({"state_dict": model.state_dict()}, '
+                f'FILE){trusted}') from None
         kind = 'a truncated or damaged checkpoint' if _starts_like_zip(filename) \
             else 'not a PyTorch checkpoint, or a truncated one'
         raise CheckpointFileError(
