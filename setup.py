@@ -4,8 +4,9 @@
 existing OpenMMLab environment keeps its torch, mmcv and mmdet. The exact, verified versions are
 the reproducible environment of the README's commands: ``requirements/pinned.txt``, used as pip
 constraints by ``scripts/setup_env.sh``. A non-editable install carries the configs (and the
-mmdet-style tool scripts) in ``netaug_det/.mim/``, as mmdet's wheels do, so the tools
-(``python -m netaug_det.tools.<name>``) work from any directory.
+mmdet-style tool scripts) and ``model-index.yml`` in ``netaug_det/.mim/``, as mmdet's wheels do,
+so the tools (``python -m netaug_det.tools.<name>``) work from any directory, ``mim search
+netaug_det`` lists the configs and a config can inherit ``netaug_det::demo/yolov3_mbv2_demo.py``.
 """
 import os.path as osp
 import shutil
@@ -16,6 +17,8 @@ from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).parent
 PACKAGE_DATA = ('configs', 'tools')
+# mim's and mmengine's index of the configs (each folder's metafile.yml travels with configs/)
+PACKAGE_DATA_FILES = ('model-index.yml', )
 
 INSTALL_REQUIRES = [
     'torch>=2.1',
@@ -36,15 +39,19 @@ EXTRAS_REQUIRE = {
 
 
 class BuildWithProjectFiles(build_py):
-    """``build_py`` that also copies ``configs/`` and ``tools/`` into ``netaug_det/.mim/``."""
+    """``build_py`` that also copies ``configs/``, ``tools/`` and ``model-index.yml`` into
+    ``netaug_det/.mim/``, the layout of mmdet's wheels that mim and mmengine read."""
 
     def run(self) -> None:
         super().run()
+        mim = osp.join(self.build_lib, 'netaug_det', '.mim')
         for name in PACKAGE_DATA:
-            target = osp.join(self.build_lib, 'netaug_det', '.mim', name)
+            target = osp.join(mim, name)
             shutil.rmtree(target, ignore_errors=True)
             shutil.copytree(ROOT / name, target,
                             ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
+        for name in PACKAGE_DATA_FILES:
+            shutil.copy2(ROOT / name, osp.join(mim, name))
 
 
 def read_version() -> str:

@@ -190,7 +190,7 @@ def check_data_paths(cfg: Config, loaders: Sequence[str] = tuple(LOADERS)) -> No
         config = f' of {cfg.filename}' if cfg.filename else ''
         raise DataError(
             f'data not found{config}:\n  ' + '\n  '.join(missing) +
-            '\nPut the data there (docs/data.md: data layout), point the config at it with '
+            '\nPut the data there (docs/data.md, "Data layout"), point the config at it with '
             '--cfg-options data_root=DIR/ (every dataset and evaluator follows), or generate '
             f'the demo data with {DEMO_HINT}')
 

@@ -23,6 +23,7 @@ from ..models.netaug import export_plain_model
 from ..utils.checkpoint import explain_mismatch
 from ..models.builders import build_detector
 from ..utils.config import MAX_STRIDE, apply_config_variables, check_input_size
+from ..utils.outputs import check_outputs
 from . import require_onnx_packages
 from .postprocess import CUSTOM_TRANSLATIONS, POSTPROCESS_OUTPUT_NAMES, YOLOV3PostProcess
 
@@ -79,7 +80,7 @@ def load_detector(cfg: Config, checkpoint: str) -> nn.Module:
     try:
         load_checkpoint(detector, checkpoint, map_location='cpu', strict=True, logger='silent')
     except RuntimeError:
-        raise ValueError(explain_mismatch(checkpoint, detector, cfg.filename)) from None
+        raise ValueError(explain_mismatch(checkpoint, detector, cfg)) from None
     return export_plain_model(detector).eval()
 
 
@@ -134,6 +135,7 @@ def export_onnx(detector: nn.Module,
         onnx.ModelProto: The written model, after ``onnx.checker.check_model(full_check=True)``.
     """
     check_input_size(input_size)
+    check_outputs({'out': (out, ('.onnx', ))}, [])
     if opset < DEFAULT_OPSET:
         raise ValueError(f'opset {opset} is below {DEFAULT_OPSET}, the opset of the exporter\'s '
                          f'op library; use --opset {DEFAULT_OPSET} or higher')

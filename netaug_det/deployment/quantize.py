@@ -15,6 +15,7 @@ import numpy as np
 from mmengine.config import Config
 
 from ..models.builders import build_detector
+from ..utils.outputs import check_outputs
 from . import require_onnx_packages
 from .runtime import build_dataset, preprocessed_batches
 
@@ -78,6 +79,7 @@ def quantize_int8(fp32_path: str, out_path: str, images: Iterable[np.ndarray],
         images (Iterable[np.ndarray]): Calibration batches, preprocessed as at test time.
         per_channel (bool): Per-output-channel weight scales. Defaults to True.
     """
+    check_outputs({'out_path': (out_path, ('.onnx', ))}, [fp32_path])
     model = onnx.load(fp32_path)
     graph_input = model.graph.input[0]
     batch = graph_input.type.tensor_type.shape.dim[0]

@@ -1,5 +1,6 @@
 """onnxruntime (CPU) sessions, a config's images as preprocessed batches, and evaluation of an
-exported raw graph with the config's test metric (the AP50 ``tools/test.py`` reports)."""
+exported graph, raw or with post-processing (NMS) inside, with the config's test metric (the AP50
+``tools/test.py`` reports)."""
 import copy
 import os.path as osp
 from typing import Dict, Iterator, List, Optional, Tuple
@@ -17,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from ..models.builders import build_detector
 from . import require_onnx_packages
 from .export import load_config
-from .postprocess import predict_from_raw
+from .postprocess import POSTPROCESS_OUTPUT_NAMES, predict_from_raw, split_detections
 
 require_onnx_packages()
 import onnxruntime as ort  # noqa: E402
@@ -66,10 +67,23 @@ def load_graph_config(config: str, onnx_path: str) -> Config:
     return load_config(config, create_session(onnx_path).get_inputs()[0].shape[-1])
 
 
-def check_raw_graph(session: ort.InferenceSession, detector: nn.Module, cfg: Config,
-                    onnx_path: str) -> None:
-    """Raises a ValueError unless the graph is a raw export of ``cfg``'s detector at the
-    config's input size (output names, channels and map sizes)."""
+def is_postprocessed(session: ort.InferenceSession) -> bool:
+    """Whether the graph has decoding and NMS inside (``export_onnx --with-postprocess``)."""
+    return tuple(output.name for output in session.get_outputs()) == POSTPROCESS_OUTPUT_NAMES
+
+
+def check_graph(session: ort.InferenceSession, detector: nn.Module, cfg: Config,
+                onnx_path: str) -> None:
+    """Raises a ValueError unless the graph is an export of ``cfg``'s detector at the config's
+    input size: a raw one (output names, channels and map sizes) or a post-processed one
+    (:data:`POSTPROCESS_OUTPUT_NAMES`; its input size)."""
+    if is_postprocessed(session):
+        size = session.get_inputs()[0].shape[-1]
+        if size != cfg.input_size:
+            raise ValueError(f'{onnx_path} takes {size} x {size} images, {cfg.filename} is read '
+                             f'at input size {cfg.input_size}; pass the config it was exported '
+                             'from')
+        return
     outputs = {output.name: output.shape for output in session.get_outputs()}
     head = detector.bbox_head
     expected = {
@@ -79,10 +93,11 @@ def check_raw_graph(session: ort.InferenceSession, detector: nn.Module, cfg: Con
     }
     found = {name: shape[1:] for name, shape in outputs.items()}
     if found != expected:
-        raise ValueError(f'{onnx_path} is not a raw export of {cfg.filename} at input size '
+        raise ValueError(f'{onnx_path} is not an export of {cfg.filename} at input size '
                          f'{cfg.input_size}: its outputs are {found}, the config\'s detector '
-                         f'returns {expected} (channels, height, width). Pass the config it was '
-                         'exported from, and a graph exported without --with-postprocess')
+                         f'returns {expected} (channels, height, width), or with '
+                         f'post-processing {list(POSTPROCESS_OUTPUT_NAMES)}. Pass the config it '
+                         'was exported from')
 
 
 def _with_pipeline(dataset_cfg: dict, pipeline: list) -> dict:
@@ -130,26 +145,39 @@ def preprocessed_batches(data_preprocessor: nn.Module, dataset: Dataset,
         yield data['inputs'], data['data_samples']
 
 
+def graph_predictions(session: ort.InferenceSession, head: nn.Module, inputs: np.ndarray,
+                      batch_img_metas: List[dict]) -> List:
+    """Per-image detections in original-image pixels, as ``tools/test.py`` evaluates them: a raw
+    graph's outputs through mmdet's ``predict_by_feat``; a post-processed graph's (boxes in
+    network-input pixels) rescaled and clipped by the head's own ``_bbox_post_process``."""
+    outputs = run_session(session, inputs)
+    if not is_postprocessed(session):
+        return predict_from_raw(head, outputs, batch_img_metas)
+    return [head._bbox_post_process(result, head.test_cfg, rescale=True, with_nms=False,
+                                    img_meta=meta)
+            for result, meta in zip(split_detections(*outputs), batch_img_metas)]
+
+
 def evaluate_onnx(cfg: Config, onnx_path: str, threads: int = 1, batch_size: int = 8,
                   num_images: Optional[int] = None) -> Dict[str, float]:
-    """The config's test metrics of a raw ONNX graph run by onnxruntime.
+    """The config's test metrics of an exported graph run by onnxruntime.
 
-    Images go through the config's test pipeline and data preprocessor, the graph's outputs
-    through mmdet's ``predict_by_feat`` with ``rescale=True`` and then the config's
+    Images go through the config's test pipeline and data preprocessor; a raw graph's outputs
+    through mmdet's ``predict_by_feat`` with ``rescale=True``, a post-processed graph's
+    detections rescaled to the original images (:func:`graph_predictions`); then the config's
     ``test_evaluator``: the same path and metric keys as ``tools/test.py`` (e.g.
     ``pascal_voc/AP50``, a fraction).
     """
     detector = build_detector(cfg).eval()
     session = create_session(onnx_path, threads)
-    check_raw_graph(session, detector, cfg, onnx_path)
+    check_graph(session, detector, cfg, onnx_path)
     dataset = build_dataset(cfg, 'test', num_images)
     evaluator = Evaluator(cfg.test_evaluator)
     evaluator.dataset_meta = getattr(dataset, 'dataset', dataset).metainfo
     for inputs, data_samples in preprocessed_batches(detector.data_preprocessor, dataset,
                                                      batch_size):
-        outputs = run_session(session, inputs.numpy())
-        results = predict_from_raw(detector.bbox_head, outputs,
-                                   [sample.metainfo for sample in data_samples])
+        results = graph_predictions(session, detector.bbox_head, inputs.numpy(),
+                                    [sample.metainfo for sample in data_samples])
         for sample, result in zip(data_samples, results):
             sample.pred_instances = result
         evaluator.process(data_samples)

@@ -15,6 +15,8 @@ import argparse
 import os.path as osp
 from typing import List, Optional
 
+CHECKPOINT_SUFFIXES = ('.pth', '.pt')
+
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -38,11 +40,13 @@ def export(config: str, checkpoint: str, out: str, check_config: Optional[str] =
     from netaug_det.models.netaug.supernet import netaug_modules
     from netaug_det.utils.checkpoint import explain_mismatch
     from netaug_det.models.builders import build_detector
+    from netaug_det.utils.outputs import check_outputs
 
     for path, what in ((config, 'config'), (checkpoint, 'checkpoint'),
                        (check_config, 'check config')):
         if path is not None and not osp.isfile(path):
             raise FileNotFoundError(f'{what} not found: {path}')
+    check_outputs({'--out': (out, CHECKPOINT_SUFFIXES)}, [config, checkpoint, check_config])
     cfg = Config.fromfile(config)
     model = build_detector(cfg)
     distilled = cfg.get('distiller') is not None

@@ -10,7 +10,9 @@ normalised), and returns the raw head maps ``pred_map_s32``, ``pred_map_s16``, `
 ``scores``, ``labels`` (decoding and NMS in the graph; see docs/deployment.md). After export the
 file passes ``onnx.checker`` and onnxruntime (CPU) runs it on the first K test images of the config
 next to PyTorch: raw outputs must agree within 1e-4 relative, post-processed detections in count
-and labels with boxes within 1e-3 pixels; otherwise the tool exits with status 1.
+and labels with boxes within 1e-3 pixels; otherwise the tool exits with status 1. A
+post-processed check in which neither side detects anything proves nothing and fails too, unless
+``--allow-no-detections``. ``--out`` must end in .onnx and be none of the inputs.
 
 A NetAug run's ``deploy.pth`` exports with its baseline config; any other checkpoint with the
 config that trained it (a NetAug config's detector is exported as its deployable base detector).
@@ -38,6 +40,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--check-images', type=int, default=4,
                         help='test images of the config for the onnxruntime parity check '
                         '(default 4; 0 skips it)')
+    parser.add_argument('--allow-no-detections', action='store_true',
+                        help='accept a parity check of a post-processed graph in which neither '
+                        'side detects anything (it proves nothing; by default it fails)')
     parser.add_argument('--threads', type=int, default=1, help='onnxruntime threads for the check')
     parser.add_argument('--figures-json', help='also write the parity figures to this json file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -52,10 +57,14 @@ def main(argv: Optional[List[str]] = None) -> None:
     exit_without_onnx_packages()
 
     import netaug_det  # noqa: F401  registers modules and checkpoint handling
-    from netaug_det.deployment.checks import check_parity, op_counts, parity_passes
+    from netaug_det.utils.outputs import check_outputs
+    from netaug_det.deployment.checks import check_parity, is_vacuous, op_counts, parity_passes
     from netaug_det.deployment.export import (export_onnx, load_config, load_detector,
                                               tensor_shapes)
     with user_errors():
+        check_outputs({'--out': (args.out, ('.onnx', )),
+                       '--figures-json': (args.figures_json, ('.json', ))},
+                      [args.config, args.checkpoint])
         cfg = load_config(args.config, args.input_size, args.cfg_options)
         detector = load_detector(cfg, args.checkpoint)
         model = export_onnx(detector, args.out, cfg.input_size,
@@ -82,10 +91,20 @@ def main(argv: Optional[List[str]] = None) -> None:
         print(f'parity on {args.check_images} test images (max |ort - torch| / max |torch|):')
         for name, output in figures.items():
             print(f"  {name}: rel {output['rel_err']:.3g} (abs {output['max_abs_err']:.3g})")
-    if not parity_passes(figures):
+    if is_vacuous(figures) and not args.allow_no_detections:
+        raise SystemExit(
+            f'error: the parity check is vacuous: neither onnxruntime nor PyTorch detects '
+            f'anything on the {figures["images"]} test images (score_thr '
+            f'{cfg.model.test_cfg.get("score_thr")}), so it compares nothing and {args.out} is '
+            'unverified. Check it on images where the model detects objects (more '
+            '--check-images, a trained checkpoint) or, for the check only, export once more '
+            'with a lower --cfg-options model.test_cfg.score_thr; --allow-no-detections accepts '
+            'it unverified')
+    if not parity_passes(figures, args.allow_no_detections):
         raise SystemExit('error: onnxruntime and PyTorch disagree beyond the tolerances (1e-4 '
                          'relative for raw outputs; same detections, boxes within 1e-3)')
-    print('parity check passed')
+    print('parity check passed' + (' vacuously (no detections to compare)'
+                                    if is_vacuous(figures) else ''))
 
 
 if __name__ == '__main__':

@@ -30,13 +30,17 @@ def main(argv: Optional[List[str]] = None) -> None:
     import torch
 
     from netaug_det.models.backbones import convert_official_netaug
+    from netaug_det.utils.checkpoint import load_checkpoint_file
+    from netaug_det.utils.cli import user_errors
+    from netaug_det.utils.outputs import check_outputs
 
-    checkpoint = torch.load(args.src, map_location='cpu', weights_only=True)
-    state_dict = checkpoint.get('state_dict', checkpoint)
-    converted, dropped = convert_official_netaug(state_dict, args.arch, args.widen_factor)
+    with user_errors():
+        check_outputs({'dst': (args.dst, ('.pth', '.pt'))}, [args.src])
+        checkpoint = load_checkpoint_file(args.src)
+        state_dict = checkpoint.get('state_dict', checkpoint)
+        converted, dropped = convert_official_netaug(state_dict, args.arch, args.widen_factor)
     torch.save(dict(state_dict=converted), args.dst)
     print(f'{len(converted)} tensors written to {args.dst}; dropped classifier keys: {dropped}')
-
 
 if __name__ == '__main__':
     main()

@@ -30,9 +30,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     exit_without_onnx_packages()
 
     import netaug_det  # noqa: F401  registers modules
+    from netaug_det.utils.outputs import check_outputs
     from netaug_det.deployment.quantize import calibration_batches, quantize_int8
     from netaug_det.deployment.runtime import load_graph_config
     with user_errors():
+        check_outputs({'--out': (args.out, ('.onnx', ))}, [args.config, args.model])
         cfg = load_graph_config(args.config, args.model)
         quantize_int8(args.model, args.out, calibration_batches(cfg, args.calib_images),
                       per_channel=not args.per_tensor)

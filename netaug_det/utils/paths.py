@@ -17,3 +17,11 @@ def project_path(relative: str) -> str:
     raise FileNotFoundError(f'{relative} is neither in a netaug_det checkout ({CHECKOUT_DIR}) nor '
                             f'in the installed package data ({PACKAGE_DATA_DIR}); reinstall '
                             'netaug_det (pip install netaug_det) or run from the repository')
+
+
+def register_config_package() -> None:
+    """Lets mmengine resolve ``netaug_det::<folder>/<config>.py`` (in ``_base_`` and
+    ``mmengine.hub.get_config``) in the installed package's ``.mim/configs``, as it resolves
+    ``mmdet::``: mmengine knows only the OpenMMLab packages of its ``MODULE2PACKAGE``."""
+    from mmengine.config.utils import MODULE2PACKAGE
+    MODULE2PACKAGE.setdefault('netaug_det', 'netaug_det')
