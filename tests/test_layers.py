@@ -1,6 +1,6 @@
 """The package's import graph: no circle, and no module imports one of a higher floor.
 
-Floors, bottom up: ``utils`` and ``version`` (base helpers), ``datasets``, ``models``, then
+Floors, bottom up: ``utils``, ``registry`` and ``version`` (base helpers), ``datasets``, ``models``, then
 ``analysis``, ``deployment`` and ``engine`` (they use the models), ``experiments`` (runs of the
 tools), ``tools`` (command lines) and the package itself (importing it registers every module). The
 NetAug core (``models.netaug``) imports nothing of the distillation code above it. Every
@@ -14,7 +14,7 @@ from typing import Dict, Set
 import netaug_det
 
 PACKAGE_DIR = Path(osp.dirname(netaug_det.__file__))
-FLOORS = {'version': 0, 'utils': 0, 'datasets': 1, 'models': 2, 'analysis': 3,
+FLOORS = {'version': 0, 'registry': 0, 'utils': 0, 'datasets': 1, 'models': 2, 'analysis': 3,
           'deployment': 3, 'engine': 3, 'experiments': 4, 'tools': 5}
 
 

@@ -316,8 +316,11 @@ def explain_width(header: str, ratio: float, checkpoint_shapes: dict,
 
 
 def _is_netaug_model(model: torch.nn.Module) -> bool:
-    from ..models.netaug.supernet import netaug_modules
-    return bool(netaug_modules(model))
+    """Whether ``model`` holds NetAug modules, known by the attributes of their contract
+    (``netaug_det.models.netaug.NetAugModule``: ``plain_cls``, ``widest_spec``), since this base
+    helper imports no model code."""
+    return any(hasattr(module, 'plain_cls') and hasattr(module, 'widest_spec')
+               for module in model.modules())
 
 
 def explain_mismatch(filename: str, model: torch.nn.Module,
