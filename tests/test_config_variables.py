@@ -126,3 +126,13 @@ def test_child_that_sets_input_size_moves_inherited_pipelines(tmp_path):
         sizes = {tuple(t.get('scale', t.get('size'))) for t in steps
                  if t.type in ('Resize', 'Pad')}
         assert sizes == {(size, size)}
+
+
+def test_mmdet_pair_input_size_is_kept_and_a_new_pair_refused(tmp_path):
+    """mmdet's own configs name a (width, height) input_size and build their pipelines from it
+    in the file: kept as it is, and a new pair (which would not reach those pipelines) refused."""
+    child = tmp_path / 'mmdet_child.py'
+    child.write_text("_base_ = 'mmdet::yolo/yolov3_mobilenetv2_8xb24-320-300e_coco.py'\n")
+    assert tuple(load(str(child)).input_size) == (320, 320)
+    with pytest.raises(ValueError, match=r"input_size=\(416, 416\).*pipelines' scales"):
+        load(str(child), input_size=(416, 416))

@@ -106,6 +106,22 @@ def apply_input_size(cfg: Config, earlier_sizes: Sequence[int] = ()) -> None:
             f'them; e.g. --cfg-options input_size={new_size}')
 
 
+def check_pair_input_size(cfg: Config, earlier_sizes: Sequence[Any] = ()) -> None:
+    """mmdet's own configs (e.g. ``yolov3_mobilenetv2_8xb24-320-300e_coco.py``) name a
+    ``(width, height)`` pair ``input_size`` and build their pipelines from it in the file; this
+    project does not rewrite those pipelines, so a pair other than the files' own is refused
+    rather than silently not trained at."""
+    size = cfg.input_size
+    if any(list(size) == list(earlier) for earlier in earlier_sizes
+           if isinstance(earlier, (list, tuple))):
+        return
+    raise ValueError(
+        f'input_size={tuple(size)!r} differs from the value {cfg.filename or "the config"} and '
+        'its bases build their pipelines from: a (width, height) input_size is mmdet\'s own '
+        'variable, read when each file is parsed, so the pipelines would keep the old size. '
+        "Set the pipelines' scales (train_pipeline / test_pipeline) in your config instead")
+
+
 def apply_data_root(cfg: Config, earlier_roots: Sequence[str] = ()) -> None:
     """Carries ``cfg.data_root`` to the datasets and evaluators derived from its
     ``earlier_roots`` (:func:`earlier_values`), in place: a ``data_root`` equal to one, an
@@ -221,7 +237,9 @@ def apply_config_variables(cfg: Config) -> None:
     """
     earlier = earlier_values(cfg.filename, [key for key in ('input_size', 'data_root')
                                             if key in cfg])
-    if 'input_size' in cfg:
+    if isinstance(cfg.get('input_size'), (list, tuple)):
+        check_pair_input_size(cfg, earlier['input_size'])
+    elif 'input_size' in cfg:
         apply_input_size(cfg, earlier['input_size'])
     if 'data_root' in cfg:
         apply_data_root(cfg, earlier['data_root'])
