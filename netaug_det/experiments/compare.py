@@ -10,7 +10,7 @@ import os
 import os.path as osp
 from typing import Dict, List, NamedTuple, Optional, Sequence
 
-from .runs import RunSpec, run_experiment
+from .runs import RunSpec, require_unique, run_experiment
 from .stats import Summary, markdown_table, summarize
 
 
@@ -43,7 +43,14 @@ def run_methods(methods: Sequence[Method], test_config: str, seeds: Sequence[int
                 work_dir: str, cfg_options: Sequence[str] = (),
                 splits: Sequence[str] = ('val', )) -> List[MethodResult]:
     """Trains and evaluates every method with every seed (seed-major, so that an interrupted
-    experiment holds complete seeds); finished runs are read back, not run again."""
+    experiment holds complete seeds); finished runs are read back, not run again.
+
+    Raises:
+        ValueError: when seeds or method names repeat (one run would be counted twice, or two
+            methods would share one row and one folder).
+    """
+    require_unique(seeds, 'seeds')
+    require_unique([method.name for method in methods], 'method names')
     runs: Dict[str, List[dict]] = {method.name: [] for method in methods}
     for seed in seeds:
         for method in methods:

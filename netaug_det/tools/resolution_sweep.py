@@ -17,6 +17,8 @@ iso-AP50 MAC reduction of the mean curves with a bootstrap interval over seeds, 
 import argparse
 from typing import List, Optional
 
+from netaug_det.experiments.cli import UniqueValues
+
 METHODS = ('baseline', 'netaug')
 
 
@@ -29,10 +31,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--resolutions',
         type=int,
         nargs='+',
+        action=UniqueValues,
         help='square input sizes (multiples of 32); default: the paper grid, '
         '256..416 for VOC and 288..448 for COCO, step 32')
     parser.add_argument(
-        '--seeds', type=int, nargs='+',
+        '--seeds', type=int, nargs='+', action=UniqueValues,
         help='randomness.seed of the runs (default: launch seed 0; collect whatever is there)')
     parser.add_argument('--work-dir', default='work_dirs/resolution_sweep',
                         help='root of the runs: WORK_DIR/<method>/r<resolution>/s<seed>')

@@ -16,6 +16,8 @@ back, not trained again.
 import argparse
 from typing import List, Optional
 
+from netaug_det.experiments.cli import UniqueValues
+
 BASELINE_CONFIG = 'configs/demo/yolov3_mbv2_demo.py'
 NETAUG_CONFIG = 'configs/demo/yolov3_mbv2_netaug_demo.py'
 # One compute thread per child (plus one dataloader worker) unless the caller sets it: on a 2-core
@@ -27,7 +29,7 @@ CHILD_THREADS = '1'
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train and compare baseline and NetAug on the '
                                      'demo data (CPU), over seeds')
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0],
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0], action=UniqueValues,
                         help='randomness.seed of the runs (default: 0, to fit the time budget)')
     parser.add_argument('--work-dir', default='work_dirs/demo', help='runs, logs and the table')
     parser.add_argument('--no-equal-time', action='store_true',
