@@ -263,7 +263,7 @@ def test_collect_refuses_a_run_of_another_seed_than_its_folder(tmp_path):
     folder = run_dir(str(tmp_path), 'baseline', 64, 2)
     write_scalars(folder, [(1, 0.5)])
     fake_training(folder, 1, 1, seed=0)
-    with pytest.raises(ValueError, match='folder of seed 2 but was trained with seed 0'):
+    with pytest.raises(ValueError, match='reported under seed 2 but was trained with seed 0'):
         collect_cells(str(tmp_path), [64], {64: 1.0}, VOC_KEY, [2])
 
 

@@ -248,17 +248,21 @@ class FinishedRun(NamedTuple):
     input_size: Optional[int]
 
 
-def finished_run(work_dir: str, metric_key: str) -> FinishedRun:
+def finished_run(work_dir: str, metric_key: str, seed: Optional[int] = None,
+                 input_size: Optional[int] = None) -> FinishedRun:
     """AP50 of a finished run: its ``result.json`` (:func:`run_experiment`), else, for a run made
     elsewhere, the newest ``tools/test.py`` metrics of its final model, else the validation at
     the end of its training.
 
     A run made elsewhere counts only when its final checkpoint reached the end of its schedule;
     a test counts only when it is newer than that checkpoint and (when its config was saved)
-    tested it or the ``deploy.pth`` of the same training.
+    tested it or the ``deploy.pth`` of the same training. ``seed`` and ``input_size``, when
+    given, are what the run is reported under: a run trained otherwise is refused.
 
     Raises:
         FileNotFoundError: when ``work_dir`` does not exist.
+        ValueError: when the run trained with another seed or input size than it is reported
+            under.
         IncompleteRunError: when the run did not finish or has no metric of its final model.
     """
     if not osp.isdir(work_dir):
@@ -266,8 +270,10 @@ def finished_run(work_dir: str, metric_key: str) -> FinishedRun:
     result = _read_json(osp.join(work_dir, RESULT_FILE))
     if result is not None and result.get('format') == RUN_FORMAT:
         trained = result['trained']
+        _check_identity(work_dir, trained['seed'], trained['input_size'], seed, input_size)
         return FinishedRun(result['val_ap50'], trained['seed'], trained['input_size'])
     state = trained_state(work_dir)
+    _check_identity(work_dir, state.seed, state.input_size, seed, input_size)
     state.require_finished(work_dir)
     for path in sorted(glob.glob(osp.join(work_dir, '*', '*.json')), reverse=True):
         if osp.basename(path) == osp.basename(osp.dirname(path)) + '.json' \
@@ -286,6 +292,20 @@ def finished_run(work_dir: str, metric_key: str) -> FinishedRun:
         'netaug_det/experiments/sweep.py for the layout); test it, or use launch mode')
 
 
+def _check_identity(work_dir: str, seed: Optional[int], input_size: Optional[int],
+                    expected_seed: Optional[int], expected_input_size: Optional[int]) -> None:
+    """Refuses a run trained with another seed or input size than it is reported under."""
+    if expected_input_size is not None and input_size not in (None, expected_input_size):
+        raise ValueError(f'{work_dir} is reported at resolution {expected_input_size} but was '
+                         f'trained at input_size={input_size}; move it to the folder of that '
+                         f'resolution or train it with --cfg-options '
+                         f'input_size={expected_input_size}')
+    if expected_seed is not None and seed != expected_seed:
+        raise ValueError(f'{work_dir} is reported under seed {expected_seed} but was trained '
+                         f'with seed {seed}; move it to the folder of that seed or train it with '
+                         f'--cfg-options randomness.seed={expected_seed}')
+
+
 def _tested_final_model(metrics_path: str, work_dir: str, state: TrainedState) -> bool:
     """Whether the test run that wrote ``metrics_path`` ran after the training of ``state``
     ended and, when its config is saved, loaded that training's final or deployable model."""
@@ -301,7 +321,8 @@ def _tested_final_model(metrics_path: str, work_dir: str, state: TrainedState) -
     return tested == osp.basename(state.checkpoint)
 
 
-def validation_records(work_dir: str, metric_key: str) -> List[Tuple[int, float]]:
+def validation_records(work_dir: str,
+                       metric_key: str) -> List[Tuple[Optional[int], float]]:
     """(step, AP50 in percent) of every validation during the newest training run in
     ``work_dir`` that validated; the step is mmengine's (the epoch for epoch-based loops)."""
     scalars = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))

@@ -23,7 +23,7 @@ import os
 import os.path as osp
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from .runs import FinishedRun, IncompleteRunError, finished_run, require_unique
+from .runs import IncompleteRunError, finished_run, require_unique
 from .stats import Summary, bootstrap_interval, markdown_table, summarize
 
 METHODS = ('baseline', 'netaug')
@@ -219,19 +219,6 @@ def seed_dirs(folder: str, seeds: Optional[Sequence[int]]) -> List[Tuple[Optiona
     return found or [(None, folder)]
 
 
-def _check_identity(folder: str, run: FinishedRun, resolution: int, seed: Optional[int]) -> None:
-    """Refuses a run trained at another input size or with another seed than its folder says."""
-    if run.input_size not in (None, resolution):
-        raise ValueError(f'{folder} sits in the folder of resolution {resolution} but was '
-                         f'trained at input_size={run.input_size}; move it to '
-                         f'r{run.input_size}/ or train it with --cfg-options '
-                         f'input_size={resolution}')
-    if seed is not None and run.seed != seed:
-        raise ValueError(f'{folder} sits in the folder of seed {seed} but was trained with seed '
-                         f'{run.seed}; move it to s{run.seed}/ or train it with --cfg-options '
-                         f'randomness.seed={seed}')
-
-
 def collect_cells(work_root: str, resolutions: Sequence[int], macs: Dict[int, float],
                   metric_key: str, seeds: Optional[Sequence[int]] = None
                   ) -> Dict[str, List[SweepCell]]:
@@ -254,12 +241,9 @@ def collect_cells(work_root: str, resolutions: Sequence[int], macs: Dict[int, fl
             ap50s = []
             for seed, folder in seed_dirs(run_dir(work_root, method, resolution), seeds):
                 try:
-                    run = finished_run(folder, metric_key)
+                    ap50s.append(finished_run(folder, metric_key, seed, resolution).ap50)
                 except (FileNotFoundError, IncompleteRunError) as error:
                     missing.append(str(error))
-                    continue
-                _check_identity(folder, run, resolution, seed)
-                ap50s.append(run.ap50)
             if ap50s:
                 cells[method].append(SweepCell(resolution, macs[resolution], tuple(ap50s)))
     if missing:

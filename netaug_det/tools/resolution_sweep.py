@@ -10,7 +10,9 @@ under the baseline config); finished runs are not run again::
 
 ``--collect`` only reads runs made elsewhere, e.g. on a cluster with ``tools/dist_train.sh
 CONFIG 8 --work-dir WORK_DIR/<baseline|netaug>/r<R>/s<seed> --cfg-options input_size=R
-randomness.seed=<seed>`` (layout: ``netaug_det/experiments/sweep.py``). Both modes write
+randomness.seed=<seed>`` (layout: ``netaug_det/experiments/sweep.py``); a run counts only when
+its final checkpoint reached the end of its schedule with the seed and input size of its folder,
+and it was tested after that or validated at its end. Both modes write
 ``resolution_sweep.{csv,md,png}``: per method and resolution n, mean, sd, min and max AP50, the
 iso-AP50 MAC reduction of the mean curves with a bootstrap interval over seeds, and the plot.
 """
