@@ -457,14 +457,24 @@ def _owner(work_dir: str) -> Optional[dict]:
     return manifest['spec']
 
 
-def finished_result(work_dir: str, record: dict) -> Optional[dict]:
-    """The ``result.json`` of a finished run of ``record`` in ``work_dir`` (None when there is
-    none: not finished, another spec's, or of an older format)."""
-    result = _read_json(osp.join(work_dir, RESULT_FILE))
+def finished_result(spec: RunSpec, record: Optional[dict] = None) -> Optional[dict]:
+    """The ``result.json`` of ``spec``'s work dir when it finished with this very spec (None
+    when not finished, another spec's, or of an older format); ``record``: ``spec``'s
+    :func:`spec_record`, when already computed."""
+    record = record or spec_record(spec)
+    result = _read_json(osp.join(spec.work_dir, RESULT_FILE))
     if (result is None or result.get('format') != RUN_FORMAT or result.get('spec') != record
-            or _owner(work_dir) != record):
+            or _owner(spec.work_dir) != record):
         return None
     return result
+
+
+def train_args(spec: RunSpec, resume: Optional[str] = None) -> List[str]:
+    """The arguments of ``netaug_det.tools.train`` for ``spec``, resuming from the checkpoint
+    ``resume`` when given."""
+    return [spec.config, '--work-dir', spec.work_dir, *(['--resume', resume] if resume else []),
+            '--cfg-options', f'randomness.seed={spec.seed}', *spec.cfg_options,
+            *spec.train_options]
 
 
 def resume_checkpoint(work_dir: str, record: dict) -> Optional[str]:
@@ -535,7 +545,7 @@ def run_experiment(spec: RunSpec, prefix: str = '',
     """
     record = spec_record(spec)
     with claim_run_dir(spec.work_dir):
-        cached = finished_result(spec.work_dir, record)
+        cached = finished_result(spec, record)
         if cached is not None:
             print(f'{prefix}done before: {osp.join(spec.work_dir, RESULT_FILE)}', flush=True)
             return cached
@@ -550,11 +560,9 @@ def _train_and_test(spec: RunSpec, record: dict, resume: Optional[str], prefix: 
     """Trains ``spec`` (from ``resume`` when given), checks the training finished with its seed,
     tests its deployable model and writes ``result.json``."""
     metric_key = METRIC_KEYS[evaluator_type(load_merged(spec.test_config, spec.cfg_options))]
-    options = [f'randomness.seed={spec.seed}', *spec.cfg_options, *spec.train_options]
     start = time.perf_counter()
-    peak = run_tool('train', [spec.config, '--work-dir', spec.work_dir, *(
-        ['--resume', resume] if resume else []), '--cfg-options', *options],
-        osp.join(spec.work_dir, 'train_stdout.log'), prefix, env)
+    peak = run_tool('train', train_args(spec, resume), osp.join(spec.work_dir, 'train_stdout.log'),
+                    prefix, env)
     train_time = time.perf_counter() - start
     state = trained_state(spec.work_dir)
     state.require_finished(spec.work_dir)
