@@ -8,6 +8,7 @@ Most tests stand the train and test tools in with :func:`fake_tool`, which write
 as mmengine does (``epoch_N.pth`` with meta, ``last_checkpoint``) and scores the model tag the
 tested checkpoint carries, so the run-dir logic is tested without training.
 """
+import fcntl
 import glob
 import json
 import os
@@ -275,6 +276,12 @@ def test_one_run_dir_is_run_by_one_process_at_a_time(tmp_path, tools, configs):
     assert tools.trained == []
     run_experiment(spec(work_dir, configs['baseline']))  # released when the holder ends
     assert len(tools.trained) == 1
+    # a training started by hand into the dir holds its own lock: its files are not moved
+    with open(osp.join(work_dir, '.train.lock'), 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with pytest.raises(RunDirBusy, match=r'\.train\.lock is held'):
+            run_experiment(spec(work_dir, configs['netaug']))
+    assert osp.isfile(osp.join(work_dir, RESULT_FILE))
 
 
 @pytest.mark.slow

@@ -449,6 +449,23 @@ def claim_run_dir(work_dir: str) -> Iterator[None]:
         os.close(fd)
 
 
+def _refuse_if_locked(work_dir: str, entries: Sequence[str]) -> None:
+    """Raises :class:`RunDirBusy` when a ``*.lock`` file among ``entries`` is held (e.g. the
+    ``flock`` of a training started by hand into ``work_dir``): its files are in use."""
+    for entry in entries:
+        if not entry.endswith('.lock'):
+            continue
+        fd = os.open(osp.join(work_dir, entry), os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 1024, 0).decode(errors='replace').strip() or 'no holder named'
+            raise RunDirBusy(f'{work_dir} is in use: {entry} is held ({holder}); wait for that '
+                             'process to end or give this run another work dir') from None
+        finally:
+            os.close(fd)
+
+
 def _owner(work_dir: str) -> Optional[dict]:
     """The spec record in ``manifest.json`` (None: none, or of another format)."""
     manifest = _read_json(osp.join(work_dir, MANIFEST_FILE))
@@ -507,6 +524,7 @@ def start_fresh(work_dir: str, record: dict, prefix: str = '') -> None:
     if entries == [MANIFEST_FILE] and _owner(work_dir) == record:
         entries = []  # an attempt of this spec that stopped before writing anything
     if entries:
+        _refuse_if_locked(work_dir, entries)
         reason = _describe_owner(work_dir, record)
         stamp = time.strftime('%Y%m%d_%H%M%S')
         aside = f'{osp.normpath(work_dir)}.replaced-{stamp}'
