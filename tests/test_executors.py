@@ -17,7 +17,8 @@ from conftest import REPO_ROOT
 from netaug_det.datasets import generate_demo_dataset
 from netaug_det.experiments.executors import (Run, RunsFailed, _Scheduler, default_executor_args,
                                               execute, run_many)
-from netaug_det.experiments.runs import RESULT_FILE, RunSpec, _write_json, spec_record
+from netaug_det.experiments.runs import (RESULT_FILE, RUN_FORMAT, RunSpec, _write_json, spec_record,
+                                         start_fresh)
 
 FAKE_SLURM = osp.join(osp.dirname(osp.abspath(__file__)), 'fake_slurm')
 # the job processes unpickle stand_in_work by value: this test file is not importable there
@@ -51,7 +52,10 @@ def stand_in_work(run, gpus, nodes, threads):
             f.write('boom\n')
         raise RuntimeError(f'training failed; full log: {run.spec.work_dir}/train_stdout.log')
     time.sleep(0.5)
-    result = dict(spec=spec_record(run.spec), val_ap50=float(run.spec.seed), start=start,
+    record = spec_record(run.spec)
+    os.makedirs(run.spec.work_dir, exist_ok=True)
+    start_fresh(run.spec.work_dir, record)  # the run dir's manifest, as run_experiment writes it
+    result = dict(format=RUN_FORMAT, spec=record, val_ap50=float(run.spec.seed), start=start,
                   end=time.time(), threads=threads, together=together)
     _write_json(result, osp.join(run.spec.work_dir, RESULT_FILE))
     return result

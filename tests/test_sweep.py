@@ -10,9 +10,10 @@ import pytest
 from mmengine.config import Config
 
 from conftest import REPO_ROOT
+from test_experiment_integrity import fake_training
 from netaug_det.datasets import generate_demo_dataset
 from netaug_det.tools import resolution_sweep
-from netaug_det.experiments.runs import evaluator_type, read_ap50
+from netaug_det.experiments.runs import IncompleteRunError, evaluator_type, finished_run
 from netaug_det.experiments.sweep import (DEFAULT_RESOLUTIONS, SweepCell, SweepPoint, collect_cells,
                                     iso_ap50_reduction, run_dir, sweep_result,
                                     write_sweep_outputs)
@@ -75,18 +76,19 @@ def write_json(path, data, lines=False):
         f.write('\n'.join(json.dumps(d) for d in data) if lines else json.dumps(data))
 
 
-def test_read_ap50_prefers_the_newest_test_then_the_last_validation(tmp_path):
+def test_finished_run_prefers_the_newest_test_then_the_last_validation(tmp_path):
     work_dir = str(tmp_path / 'run')
     train_scalars = osp.join(work_dir, '20260101_000000', 'vis_data', 'scalars.json')
     write_json(train_scalars, [{'loss': 3.0, 'step': 1}, {VOC_KEY: 0.2, 'step': 1},
                                {'loss': 2.0, 'step': 2}, {VOC_KEY: 0.25, 'step': 2}], lines=True)
-    assert read_ap50(work_dir, VOC_KEY) == pytest.approx(25.0)
+    fake_training(work_dir, 2, 2)
+    assert finished_run(work_dir, VOC_KEY).ap50 == pytest.approx(25.0)
     write_json(osp.join(work_dir, '20260101_010000', '20260101_010000.json'), {VOC_KEY: 0.3})
     write_json(osp.join(work_dir, '20260101_020000', '20260101_020000.json'), {VOC_KEY: 0.35})
     write_json(osp.join(work_dir, '20260101_030000', '20260101_030000.json'), {'coco/x': 1.0})
-    assert read_ap50(work_dir, VOC_KEY) == pytest.approx(35.0)
-    with pytest.raises(FileNotFoundError, match='coco/bbox_mAP_50'):
-        read_ap50(work_dir, 'coco/bbox_mAP_50')
+    assert finished_run(work_dir, VOC_KEY) == (pytest.approx(35.0), 0, 64)
+    with pytest.raises(IncompleteRunError, match='coco/bbox_mAP_50'):
+        finished_run(work_dir, 'coco/bbox_mAP_50')
 
 
 def test_collect_seeds_and_outputs_from_hand_made_work_dirs(tmp_path):
@@ -97,8 +99,9 @@ def test_collect_seeds_and_outputs_from_hand_made_work_dirs(tmp_path):
     for method, per_resolution in aps.items():
         for resolution, values in per_resolution.items():
             for seed, ap in enumerate(values):
-                write_json(osp.join(run_dir(str(tmp_path), method, resolution, seed), stamp,
-                                    f'{stamp}.json'), {VOC_KEY: ap})
+                folder = run_dir(str(tmp_path), method, resolution, seed)
+                fake_training(folder, 1, 1, seed=seed, input_size=resolution)
+                write_json(osp.join(folder, stamp, f'{stamp}.json'), {VOC_KEY: ap})
     cells = collect_cells(str(tmp_path), (64, 96), {64: 10.0, 96: 22.5}, VOC_KEY)
     assert cells['netaug'] == [SweepCell(64, 10.0, (56.25, 66.25)),
                                SweepCell(96, 22.5, (75.0, 70.0))]
@@ -122,10 +125,10 @@ def test_collect_seeds_and_outputs_from_hand_made_work_dirs(tmp_path):
     assert single['baseline'][0].ap50s == (60.0, )
     assert 'no interval' in sweep_result(single).describe()
     legacy = tmp_path / 'legacy'
-    write_json(osp.join(run_dir(str(legacy), 'baseline', 64), stamp, f'{stamp}.json'),
-               {VOC_KEY: 0.5})
-    write_json(osp.join(run_dir(str(legacy), 'netaug', 64), stamp, f'{stamp}.json'),
-               {VOC_KEY: 0.625})
+    for method, ap in (('baseline', 0.5), ('netaug', 0.625)):
+        fake_training(run_dir(str(legacy), method, 64), 1, 1)
+        write_json(osp.join(run_dir(str(legacy), method, 64), stamp, f'{stamp}.json'),
+                   {VOC_KEY: ap})
     assert collect_cells(str(legacy), (64, ), {64: 1.0}, VOC_KEY)['netaug'][0].ap50s == (62.5, )
     missing = r'4 run\(s\) incomplete:\n.*baseline/r128/s0.*\n.*baseline/r128/s1'
     with pytest.raises(FileNotFoundError, match=missing):

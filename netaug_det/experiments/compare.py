@@ -12,7 +12,7 @@ import os.path as osp
 from typing import Dict, List, NamedTuple, Optional, Sequence
 
 from .executors import Run, default_executor_args, run_many
-from .runs import RunSpec
+from .runs import RunSpec, require_unique
 from .stats import Summary, markdown_table, summarize
 
 
@@ -48,7 +48,14 @@ def run_methods(methods: Sequence[Method], test_config: str, seeds: Sequence[int
     """Trains and evaluates every method with every seed (seed-major, so that an interrupted
     experiment holds complete seeds) with the ``executor`` options
     (:mod:`~netaug_det.experiments.executors`; default: one local run at a time); finished runs
-    are read back, not run again."""
+    are read back, not run again.
+
+    Raises:
+        ValueError: when seeds or method names repeat (one run would be counted twice, or two
+            methods would share one row and one folder).
+    """
+    require_unique(seeds, 'seeds')
+    require_unique([method.name for method in methods], 'method names')
     runs = [Run(f'{method.name}/s{seed}',
                 RunSpec(method.config, test_config, osp.join(work_dir, method.name, f's{seed}'),
                         seed, tuple(cfg_options), tuple(method.options), tuple(splits)))

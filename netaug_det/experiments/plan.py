@@ -135,7 +135,7 @@ def train_command(run: Run) -> str:
     """The training command line of ``run`` (torchrun's when it has several GPUs)."""
     gpus, nodes = run.gpus or 0, run.nodes or 1
     launcher = torchrun_launcher(gpus, nodes, '$FIRST_NODE:29500', '$SLURM_JOB_ID')
-    command = tool_command('train', train_args(run.spec, False), launcher)
+    command = tool_command('train', train_args(run.spec), launcher)
     return ' '.join(token if token.startswith('--rdzv') else shlex.quote(token)
                     for token in command)
 

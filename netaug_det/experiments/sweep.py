@@ -10,20 +10,20 @@ collect mode reads; a cluster user produces the same with ``tools/dist_train.sh`
         deploy.pth                                NetAug's deployable checkpoint (``NetAugHook``)
 
 A run laid out without ``s<seed>`` (``<method>/r<resolution>/`` holding the run itself) reads as
-one seed. A run's AP50 is the metric (``pascal_voc/AP50`` for VOC, ``coco/bbox_mAP_50`` for
-COCO) of its newest test run, or, when it was never tested, of its last validation during
-training, in percent (:func:`netaug_det.experiments.runs.read_ap50`).
+one seed. A run counts only when it finished: its ``result.json`` (launch mode), or its final
+checkpoint (``last_checkpoint``) reached the end of its schedule. Its AP50 is the metric
+(``pascal_voc/AP50`` for VOC, ``coco/bbox_mAP_50`` for COCO) of its newest test run of the final
+model, or, when there is none, of the validation at the end of training, in percent
+(:func:`netaug_det.experiments.runs.finished_run`); its seed and input size, as its checkpoint
+records them, must be those of its folder.
 """
 import csv
 import glob
-import json
 import os
 import os.path as osp
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from mmengine.config import Config
-
-from .runs import RESULT_FILE, parse_cfg_options, read_ap50
+from .runs import IncompleteRunError, finished_run, require_unique
 from .stats import Summary, bootstrap_interval, markdown_table, summarize
 
 METHODS = ('baseline', 'netaug')
@@ -202,29 +202,21 @@ def run_dir(work_root: str, method: str, resolution: int, seed: Optional[int] = 
     return folder if seed is None else osp.join(folder, f's{seed}')
 
 
-def seed_dirs(folder: str, seeds: Optional[Sequence[int]]) -> List[str]:
-    """The runs of one (method, resolution): ``s<seed>`` for the given ``seeds``, else every
-    ``s<seed>`` folder present, else the folder itself (a run laid out without seeds)."""
+def seed_dirs(folder: str, seeds: Optional[Sequence[int]]) -> List[Tuple[Optional[int], str]]:
+    """The runs of one (method, resolution) as (seed, folder): ``s<seed>`` for the given
+    ``seeds``, else every ``s<seed>`` folder present, else the folder itself (a run laid out
+    without seeds, seed None).
+
+    Raises:
+        ValueError: when two folders or given seeds are one seed (``s0`` and ``s00``).
+    """
     if seeds is not None:
-        return [osp.join(folder, f's{seed}') for seed in seeds]
-    found = sorted(path for path in glob.glob(osp.join(folder, 's*'))
+        require_unique(seeds, 'seeds')
+        return [(seed, osp.join(folder, f's{seed}')) for seed in seeds]
+    found = sorted((int(osp.basename(path)[1:]), path) for path in glob.glob(osp.join(folder, 's*'))
                    if osp.isdir(path) and osp.basename(path)[1:].isdigit())
-    return found or [folder]
-
-
-def run_input_size(folder: str) -> Optional[int]:
-    """The input size a run was trained at: from its ``result.json`` spec, else from the config
-    mmengine dumped into its work dir (None when neither says)."""
-    result = osp.join(folder, RESULT_FILE)
-    if osp.isfile(result):
-        with open(result) as f:
-            options = parse_cfg_options(json.load(f)['spec']['cfg_options'])
-        if 'input_size' in options:
-            return options['input_size']
-    dumped = sorted(glob.glob(osp.join(folder, '*.py')))
-    if dumped:
-        return Config.fromfile(dumped[0]).get('input_size')
-    return None
+    require_unique([seed for seed, _ in found], f'the seed folders in {folder}')
+    return found or [(None, folder)]
 
 
 def collect_cells(work_root: str, resolutions: Sequence[int], macs: Dict[int, float],
@@ -236,29 +228,27 @@ def collect_cells(work_root: str, resolutions: Sequence[int], macs: Dict[int, fl
     share; ``seeds`` None reads whatever seeds each folder holds.
 
     Raises:
-        FileNotFoundError: naming every run that is missing or has no metric.
-        ValueError: a run trained at another input size than its folder says.
+        FileNotFoundError: naming every run that is missing, unfinished or has no metric of its
+            final model.
+        ValueError: repeated resolutions or seeds, or a run trained at another input size or
+            with another seed than its folder says.
     """
+    require_unique(resolutions, 'resolutions')
     cells: Dict[str, List[SweepCell]] = {method: [] for method in METHODS}
     missing = []
     for method in METHODS:
         for resolution in resolutions:
             ap50s = []
-            for folder in seed_dirs(run_dir(work_root, method, resolution), seeds):
-                trained_at = run_input_size(folder) if osp.isdir(folder) else None
-                if trained_at not in (None, resolution):
-                    raise ValueError(f'{folder} sits in the folder of resolution {resolution} but '
-                                     f'was trained at input_size={trained_at}; move it to '
-                                     f'r{trained_at}/ or train it with --cfg-options '
-                                     f'input_size={resolution}')
+            for seed, folder in seed_dirs(run_dir(work_root, method, resolution), seeds):
                 try:
-                    ap50s.append(read_ap50(folder, metric_key))
-                except FileNotFoundError as error:
+                    ap50s.append(finished_run(folder, metric_key, seed, resolution).ap50)
+                except (FileNotFoundError, IncompleteRunError) as error:
                     missing.append(str(error))
             if ap50s:
                 cells[method].append(SweepCell(resolution, macs[resolution], tuple(ap50s)))
     if missing:
-        raise FileNotFoundError(f'{len(missing)} run(s) incomplete:\n' + '\n'.join(missing))
+        raise FileNotFoundError(f'{len(missing)} run(s) incomplete:\n'
+                                + '\n'.join(missing))
     return cells
 
 

@@ -14,7 +14,9 @@ Used for the ablations in docs/ (distillation, training-cost knobs, pretrained s
 import argparse
 from typing import List, Optional
 
+from netaug_det.experiments.cli import UniqueValues
 from netaug_det.experiments.executors import add_executor_args
+from netaug_det.experiments.runs import require_unique
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -24,7 +26,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='a method: name, training config, training-only overrides')
     parser.add_argument('--test-config', required=True,
                         help='config that evaluates every deployable checkpoint (the baseline)')
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0])
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0], action=UniqueValues)
     parser.add_argument('--work-dir', required=True, help='runs: WORK_DIR/<name>/s<seed>/')
     parser.add_argument('--out-dir', help='where the report goes (default: WORK_DIR); runs '
                         'shared by several comparisons stay in one WORK_DIR')
@@ -37,6 +39,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     for run in args.run:
         if len(run) < 2:
             parser.error(f'--run needs a name and a config, got {run}')
+    try:
+        require_unique([run[0] for run in args.run], '--run names')
+    except ValueError as error:
+        parser.error(f'{error} (each name is one row and one folder)')
     return args
 
 

@@ -15,6 +15,7 @@ the baseline's for baseline and KD, NetAug's for the NetAug variants (both tuned
 import argparse
 from typing import List, Optional
 
+from netaug_det.experiments.cli import UniqueValues
 from netaug_det.experiments.executors import add_executor_args
 
 METHODS = {
@@ -31,11 +32,13 @@ BASELINE = 'yolov3_mbv2_demo.py'
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Distillation ablation on the demo data')
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2],
+                        action=UniqueValues)
     parser.add_argument('--work-dir', default='work_dirs/distill_ablation',
                         help='runs: WORK_DIR/<method>/s<seed>/ (the teacher in WORK_DIR/teacher)')
     parser.add_argument('--out-dir', help='where the report goes (default: WORK_DIR)')
-    parser.add_argument('--methods', nargs='+', default=list(METHODS), choices=list(METHODS))
+    parser.add_argument('--methods', nargs='+', default=list(METHODS), choices=list(METHODS),
+                        action=UniqueValues)
     parser.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
                         help='overrides for every run (teacher included), training and testing')
     add_executor_args(parser)

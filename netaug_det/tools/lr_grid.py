@@ -14,6 +14,7 @@ and compares the two methods each at its best; a best point at the edge of the g
 import argparse
 from typing import List, Optional
 
+from netaug_det.experiments.cli import UniqueValues
 from netaug_det.experiments.executors import add_executor_args
 
 METHODS = ('baseline', 'netaug')
@@ -24,8 +25,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('baseline', help='baseline config (also evaluates NetAug deploy.pth)')
     parser.add_argument('netaug', help='NetAug config')
     parser.add_argument('--lr-mults', type=float, nargs='+', default=[0.5, 1.0, 2.0, 4.0],
+                        action=UniqueValues,
                         help="multiples of each config's own learning rate")
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2],
+                        action=UniqueValues)
     parser.add_argument('--work-dir', default='work_dirs/lr_grid')
     parser.add_argument('--splits', nargs='+', default=['val'], choices=['val', 'train'])
     parser.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',

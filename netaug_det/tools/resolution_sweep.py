@@ -10,13 +10,16 @@ under the baseline config); finished runs are not run again::
 
 ``--collect`` only reads runs made elsewhere, e.g. on a cluster with ``tools/dist_train.sh
 CONFIG 8 --work-dir WORK_DIR/<baseline|netaug>/r<R>/s<seed> --cfg-options input_size=R
-randomness.seed=<seed>`` (layout: ``netaug_det/experiments/sweep.py``). Both modes write
+randomness.seed=<seed>`` (layout: ``netaug_det/experiments/sweep.py``); a run counts only when
+its final checkpoint reached the end of its schedule with the seed and input size of its folder,
+and it was tested after that or validated at its end. Both modes write
 ``resolution_sweep.{csv,md,png}``: per method and resolution n, mean, sd, min and max AP50, the
 iso-AP50 MAC reduction of the mean curves with a bootstrap interval over seeds, and the plot.
 """
 import argparse
 from typing import List, Optional
 
+from netaug_det.experiments.cli import UniqueValues
 from netaug_det.experiments.executors import add_executor_args
 
 METHODS = ('baseline', 'netaug')
@@ -31,10 +34,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--resolutions',
         type=int,
         nargs='+',
+        action=UniqueValues,
         help='square input sizes (multiples of 32); default: the paper grid, '
         '256..416 for VOC and 288..448 for COCO, step 32')
     parser.add_argument(
-        '--seeds', type=int, nargs='+',
+        '--seeds', type=int, nargs='+', action=UniqueValues,
         help='randomness.seed of the runs (default: launch seed 0; collect whatever is there)')
     parser.add_argument('--work-dir', default='work_dirs/resolution_sweep',
                         help='root of the runs: WORK_DIR/<method>/r<resolution>/s<seed>')

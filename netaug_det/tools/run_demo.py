@@ -16,6 +16,7 @@ back, not trained again.
 import argparse
 from typing import List, Optional
 
+from netaug_det.experiments.cli import UniqueValues
 from netaug_det.experiments.executors import add_executor_args
 
 BASELINE_CONFIG = 'configs/demo/yolov3_mbv2_demo.py'
@@ -29,7 +30,7 @@ CHILD_THREADS = '1'
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train and compare baseline and NetAug on the '
                                      'demo data (CPU), over seeds')
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0],
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0], action=UniqueValues,
                         help='randomness.seed of the runs (default: 0, to fit the time budget)')
     parser.add_argument('--work-dir', default='work_dirs/demo', help='runs, logs and the table')
     parser.add_argument('--no-equal-time', action='store_true',
