@@ -8,7 +8,11 @@ import subprocess
 import sys
 import sysconfig
 
+import pytest
+
 from conftest import REPO_ROOT
+
+pytestmark = pytest.mark.slow  # pip and the tools in child processes
 
 CHECK_SCRIPT = '''
 import importlib.metadata as metadata
