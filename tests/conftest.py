@@ -32,6 +32,7 @@ def _seed_everything():
     yield
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list) -> None:
     """Under pytest-xdist (``--dist loadgroup``): the tests that use ``trained_runs`` form one
     group that one worker runs (it trains them while the others test, nobody waits), handed
