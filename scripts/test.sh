@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
-# The README's test command: sets up .venv/ when needed, then runs the whole test suite.
+# The README's test command: sets up .venv/ when needed, then runs the whole test suite on every
+# core (pytest-xdist). `scripts/test.sh --fast` leaves out the tests marked slow (training,
+# experiment tools, child processes); other arguments go to pytest. See docs/testing.md.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$ROOT/scripts/setup_env.sh"
 cd "$ROOT"
-exec .venv/bin/python -m pytest tests "$@"
+ARGS=()
+for arg in "$@"; do
+    if [[ "$arg" == --fast ]]; then ARGS+=(-m "not slow"); else ARGS+=("$arg"); fi
+done
+# one intra-op thread per worker: the workers (and the processes they start) share the cores
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+exec .venv/bin/python -m pytest tests -n "${TEST_WORKERS:-auto}" --dist loadgroup "${ARGS[@]}"

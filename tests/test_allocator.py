@@ -28,6 +28,7 @@ print(default, page_faults())
 '''
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(platform.libc_ver()[0] != 'glibc', reason='glibc only')
 def test_tuned_malloc_reuses_freed_memory():
     out = subprocess.run([sys.executable, '-c', REUSE_SCRIPT], capture_output=True, text=True,

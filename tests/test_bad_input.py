@@ -7,11 +7,9 @@ import shutil
 import time
 
 import pytest
-from mmengine.config import Config
 from mmengine.registry import RUNNERS
 
-from conftest import REPO_ROOT
-from netaug_det.datasets import generate_demo_dataset
+from conftest import REPO_ROOT, tiny_cfg
 from netaug_det.datasets.checks import DataError
 from netaug_det.tools import check_dataset, export_deployable
 from netaug_det.experiments.sweep import collect_cells, run_dir
@@ -21,39 +19,20 @@ NETAUG = osp.join(REPO_ROOT, 'configs', 'demo', 'yolov3_mbv2_netaug_demo.py')
 VOC = 'VOCdevkit/VOCdemo'
 
 
-def tiny_cfg(config: str, data_root: str, work_dir, **options) -> Config:
-    """``config`` on the tiny data: one epoch of two iterations at 64 px, no validation."""
-    cfg = Config.fromfile(config)
-    loaders = dict(batch_size=2, num_workers=0, persistent_workers=False)
-    cfg.merge_from_dict(dict(
-        data_root=data_root, input_size=64, work_dir=str(work_dir),
-        train_dataloader=loaders, test_dataloader=loaders, val_cfg=None, val_dataloader=None,
-        val_evaluator=None, train_cfg=dict(max_epochs=1)))
-    cfg.merge_from_dict(options)
-    return cfg
-
-
-@pytest.fixture(scope='module')
-def clean_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp('clean') / 'demo'
-    generate_demo_dataset(str(root), num_train=4, num_val=2, img_size=(64, 80))
-    return root
-
-
 @pytest.fixture
-def data(clean_data, tmp_path):
-    """A private copy of the tiny demo data, to be broken by a test; its root ends with '/'."""
+def data(demo_data, tmp_path):
+    """A private copy of the shared tiny demo data, to be broken by a test; its root ends
+    with '/'."""
     root = tmp_path / 'demo'
-    shutil.copytree(clean_data, root)
+    shutil.copytree(demo_data, root)
     return f'{root}/'
 
 
 @pytest.fixture(scope='module')
-def netaug_run(clean_data, tmp_path_factory):
-    """A one-epoch NetAug run: epoch_1.pth (a training checkpoint) and deploy.pth."""
-    work_dir = tmp_path_factory.mktemp('netaug_run')
-    RUNNERS.build(tiny_cfg(NETAUG, f'{clean_data}/', work_dir)).train()
-    return work_dir
+def netaug_run(trained_runs):
+    """A one-epoch NetAug run at input_size 64: epoch_1.pth (a training checkpoint) and
+    deploy.pth (the session's, tests/conftest.py)."""
+    return trained_runs / 'netaug'
 
 
 def first_annotation(root: str) -> str:
@@ -79,6 +58,7 @@ def train_loader_error(data: str, tmp_path, **options) -> str:
     return str(error.value)
 
 
+@pytest.mark.slow
 def test_missing_data_names_the_generator(tmp_path):
     runner = RUNNERS.build(tiny_cfg(BASELINE, str(tmp_path / 'nowhere') + '/', tmp_path / 'work'))
     with pytest.raises(DataError, match='(?s)data not found.*nowhere/VOCdevkit.*make_demo_data'):
@@ -160,8 +140,9 @@ def test_objects_outside_the_metainfo_are_reported(data, tmp_path, capsys):
     assert "'unicorn': 1" in report and 'no area' in report
 
 
-def test_checkpoint_mismatches_are_explained(netaug_run, clean_data, tmp_path):
-    data = f'{clean_data}/'
+@pytest.mark.slow
+def test_checkpoint_mismatches_are_explained(netaug_run, demo_data, tmp_path):
+    data = demo_data
     baseline = RUNNERS.build(tiny_cfg(BASELINE, data, tmp_path / 'b',
                                       load_from=str(netaug_run / 'epoch_1.pth')))
     with pytest.raises(RuntimeError, match='NetAug training checkpoint.*deploy.pth.*'
@@ -183,6 +164,7 @@ def test_checkpoint_mismatches_are_explained(netaug_run, clean_data, tmp_path):
     partial.train()  # fine-tuning from a partial load is allowed on purpose (mmengine logs it)
 
 
+@pytest.mark.slow
 def test_only_the_data_a_run_uses_is_checked(data, tmp_path):
     """Testing needs the test split only; training checks the training split first."""
     train_list = osp.join(data, VOC, 'ImageSets', 'Main', 'train.txt')
@@ -193,12 +175,14 @@ def test_only_the_data_a_run_uses_is_checked(data, tmp_path):
         runner.train()
 
 
-def test_sync_bn_with_netaug_is_refused(clean_data, tmp_path):
-    cfg = tiny_cfg(NETAUG, f'{clean_data}/', tmp_path / 'w', sync_bn='torch')
+@pytest.mark.slow
+def test_sync_bn_with_netaug_is_refused(demo_data, tmp_path):
+    cfg = tiny_cfg(NETAUG, demo_data, tmp_path / 'w', sync_bn='torch')
     with pytest.raises(RuntimeError, match='sync_bn.*without sync_bn'):
         RUNNERS.build(cfg).train()
 
 
+@pytest.mark.slow
 def test_export_tool_refuses_wrong_pairs_and_writes_nothing(netaug_run, tmp_path):
     out = str(tmp_path / 'out.pth')
     cases = [
@@ -217,8 +201,9 @@ def test_export_tool_refuses_wrong_pairs_and_writes_nothing(netaug_run, tmp_path
     assert osp.isfile(out)
 
 
-def test_netaug_model_without_hook_is_refused(clean_data, tmp_path):
-    cfg = tiny_cfg(NETAUG, f'{clean_data}/', tmp_path / 'w', custom_hooks=[])
+@pytest.mark.slow
+def test_netaug_model_without_hook_is_refused(demo_data, tmp_path):
+    cfg = tiny_cfg(NETAUG, demo_data, tmp_path / 'w', custom_hooks=[])
     with pytest.raises(RuntimeError, match="NetAug modules \\['backbone'\\] but no NetAugHook"):
         RUNNERS.build(cfg).train()
     cfg.allow_netaug_without_hook = True
@@ -226,15 +211,15 @@ def test_netaug_model_without_hook_is_refused(clean_data, tmp_path):
     RUNNERS.build(cfg).train()
 
 
-def test_amp_without_gpu_says_what_to_do(clean_data, tmp_path, monkeypatch):
+def test_amp_without_gpu_says_what_to_do(demo_data, tmp_path, monkeypatch):
     monkeypatch.setattr('torch.cuda.is_available', lambda: False)
-    cfg = tiny_cfg(BASELINE, f'{clean_data}/', tmp_path / 'w',
+    cfg = tiny_cfg(BASELINE, demo_data, tmp_path / 'w',
                    optim_wrapper=dict(type='AmpOptimWrapper'))
     with pytest.raises(RuntimeError, match='needs a GPU.*drop --amp'):
         RUNNERS.build(cfg)
 
 
-def test_stale_checkpoint_parts_are_removed_at_start(clean_data, tmp_path):
+def test_stale_checkpoint_parts_are_removed_at_start(demo_data, tmp_path):
     work_dir = tmp_path / 'w'
     work_dir.mkdir()
     stale, fresh = work_dir / '.tmp_abc.part', work_dir / '.tmp_def.part'
@@ -242,10 +227,11 @@ def test_stale_checkpoint_parts_are_removed_at_start(clean_data, tmp_path):
     fresh.write_bytes(b'a write in progress')
     old = time.time() - 3600
     os.utime(stale, (old, old))
-    RUNNERS.build(tiny_cfg(BASELINE, f'{clean_data}/', work_dir))
+    RUNNERS.build(tiny_cfg(BASELINE, demo_data, work_dir))
     assert not stale.exists() and fresh.exists()
 
 
+@pytest.mark.slow
 def test_sweep_collect_checks_the_input_size_of_each_run(netaug_run, tmp_path):
     # a run dumped with input_size=64 (its work dir holds the config mmengine dumped) in r96/
     folder = run_dir(str(tmp_path), 'netaug', 96)

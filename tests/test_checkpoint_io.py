@@ -35,6 +35,7 @@ def build_runner(work_dir, max_iters, resume=False, load_from=None):
         experiment_name=f'toy_{max_iters}_{resume}_{os.path.basename(str(work_dir))}')
 
 
+@pytest.mark.slow
 def test_resume_reproduces_uninterrupted_run(tmp_path):
     reference = build_runner(tmp_path / 'full', max_iters=6)
     reference.train()
@@ -49,6 +50,7 @@ def test_resume_reproduces_uninterrupted_run(tmp_path):
         torch.testing.assert_close(actual, expected, rtol=0, atol=0)
 
 
+@pytest.mark.slow
 def test_runner_checkpoint_loads_with_weights_only(tmp_path):
     runner = build_runner(tmp_path, max_iters=2)
     runner.train()

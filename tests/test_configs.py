@@ -216,6 +216,7 @@ test_dataloader = test_cfg = test_evaluator = None
 """
 
 
+@pytest.mark.slow
 def test_downstream_netaug_config_trains(tmp_path):
     data_root = tmp_path / 'demo'
     generate_demo_dataset(str(data_root), num_train=2, num_val=1, img_size=(64, 80),
@@ -256,6 +257,7 @@ def train_tiny(script: str, config: str, work_dir, data_root: str, *extra: str) 
         return _load_checkpoint(f.read().strip(), map_location='cpu')['state_dict']
 
 
+@pytest.mark.slow
 def test_mmdet_own_train_script_trains_like_ours(tmp_path):
     """mmdet's tools/train.py (shipped in the mmdet package, what mim runs) honours input_size
     and data_root overrides through the config's runner: same weights as tools/train.py."""
@@ -277,6 +279,7 @@ def test_mmdet_own_train_script_trains_like_ours(tmp_path):
     assert dumped.train_dataloader.dataset.data_root == f'{data_root}/'
 
 
+@pytest.mark.slow
 def test_pretrained_backbone_survives_netaug_at_lr_0_through_tools_train(tmp_path):
     """tools/train.py, the NetAug demo config, backbone_checkpoint=a baseline detector's
     checkpoint, lr=0, two epochs with channel sorts: deploy.pth holds exactly the loaded

@@ -11,7 +11,6 @@ from mmengine.registry import RUNNERS
 from mmengine.runner.checkpoint import _load_checkpoint
 
 from conftest import REPO_ROOT
-from netaug_det.datasets import generate_demo_dataset
 from netaug_det.models.distillation import NetAugSelfDistillation, TeacherDistiller
 from netaug_det.models.netaug import NetAugAuxLoss, NetAugSupernet, export_plain_model
 from netaug_det.models.train_loss import TrainLoss, loss_total
@@ -147,23 +146,17 @@ def test_step_weight_scales_aux_and_self_distillation_alike():
         torch.testing.assert_close(runs[1][name], factor * runs[0][name])
 
 
-@pytest.fixture(scope='module')
-def tiny_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp('data') / 'demo'
-    generate_demo_dataset(str(root), num_train=4, num_val=2, img_size=(64, 80))
-    return f'{root}/'
-
-
+@pytest.mark.slow
 @pytest.mark.parametrize('config, teacher_kd, self_kd', [
     ('yolov3_mbv2_kd_demo.py', True, False),
     ('yolov3_mbv2_netaug_kd_demo.py', True, False),
     ('yolov3_mbv2_netaug_rkd_demo.py', False, True),
 ])
 def test_distilled_run_deploys_the_baseline_detector(
-        config, teacher_kd, self_kd, tiny_data, teacher_checkpoint, tmp_path):
+        config, teacher_kd, self_kd, demo_data, teacher_checkpoint, tmp_path):
     loader = dict(batch_size=2, num_workers=0, persistent_workers=False)
     cfg = Config.fromfile(osp.join(DEMO, config))
-    cfg.merge_from_dict(dict(data_root=tiny_data, input_size=64, work_dir=str(tmp_path / 'w'),
+    cfg.merge_from_dict(dict(data_root=demo_data, input_size=64, work_dir=str(tmp_path / 'w'),
                              train_dataloader=loader, test_dataloader=loader, val_cfg=None,
                              val_dataloader=None, val_evaluator=None,
                              train_cfg=dict(max_epochs=1)))
@@ -177,7 +170,7 @@ def test_distilled_run_deploys_the_baseline_detector(
     deploy = tmp_path / 'w' / 'deploy.pth'
     assert not any('distiller' in k for k in _load_checkpoint(str(deploy))['state_dict'])
     baseline = Config.fromfile(osp.join(DEMO, 'yolov3_mbv2_demo.py'))
-    baseline.merge_from_dict(dict(data_root=tiny_data, input_size=64, load_from=str(deploy),
+    baseline.merge_from_dict(dict(data_root=demo_data, input_size=64, load_from=str(deploy),
                                   work_dir=str(tmp_path / 't'), test_dataloader=loader))
     RUNNERS.build(baseline).test()
     # the export tool gives the same file from the training checkpoint (distiller.* left out)
@@ -189,19 +182,21 @@ def test_distilled_run_deploys_the_baseline_detector(
     assert exported['state_dict'].keys() == _load_checkpoint(str(deploy))['state_dict'].keys()
 
 
-def test_distiller_without_hook_is_refused(tiny_data, teacher_checkpoint, tmp_path):
+@pytest.mark.slow
+def test_distiller_without_hook_is_refused(demo_data, teacher_checkpoint, tmp_path):
     cfg = Config.fromfile(osp.join(DEMO, 'yolov3_mbv2_kd_demo.py'))
-    cfg.merge_from_dict(dict(data_root=tiny_data, work_dir=str(tmp_path), custom_hooks=[]))
+    cfg.merge_from_dict(dict(data_root=demo_data, work_dir=str(tmp_path), custom_hooks=[]))
     cfg.distiller.teacher.checkpoint = teacher_checkpoint
     with pytest.raises(RuntimeError, match='distillation needs both'):
         RUNNERS.build(cfg).train()
 
 
-def test_loss_terms_tool_prints_every_term_of_the_step(tiny_data, teacher_checkpoint, capsys):
+@pytest.mark.slow
+def test_loss_terms_tool_prints_every_term_of_the_step(demo_data, teacher_checkpoint, capsys):
     """The tool attaches the terms through the config's own hooks: NetAug's auxiliary pass and
     the teacher's terms, each with its share of the detection loss."""
     loss_terms.main([osp.join(DEMO, 'yolov3_mbv2_netaug_kd_demo.py'), '--cfg-options',
-                     f'data_root={tiny_data}', 'input_size=64',
+                     f'data_root={demo_data}', 'input_size=64',
                      f'distiller.teacher.checkpoint={teacher_checkpoint}',
                      'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
                      'train_dataloader.batch_size=2'])

@@ -8,7 +8,6 @@ import matplotlib.image
 import pytest
 
 from conftest import REPO_ROOT
-from netaug_det.datasets import generate_demo_dataset
 from netaug_det.tools import compare_runs, lr_grid, run_demo
 from netaug_det.experiments.runs import (RESULT_FILE, RunSpec, _split_options, epoch_options,
                                           run_experiment)
@@ -18,10 +17,9 @@ NETAUG = osp.join(REPO_ROOT, 'configs', 'demo', 'yolov3_mbv2_netaug_demo.py')
 
 
 @pytest.fixture(scope='module')
-def tiny_options(tmp_path_factory):
+def tiny_options(demo_data):
     """Overrides that make a demo run one epoch of two iterations on 4 tiny images."""
-    data_root = str(tmp_path_factory.mktemp('data') / 'demo') + '/'
-    generate_demo_dataset(data_root, num_train=4, num_val=2, img_size=(64, 80))
+    data_root = demo_data
     loaders = ('train_dataloader', 'test_dataloader')
     return [f'data_root={data_root}', 'input_size=64', 'train_cfg.max_epochs=1', 'val_cfg=None',
             'val_dataloader=None', 'val_evaluator=None'] + [
@@ -35,6 +33,7 @@ def _one_thread(monkeypatch):
     monkeypatch.setenv('OMP_NUM_THREADS', '1')  # children: no OpenMP contention on small CPUs
 
 
+@pytest.mark.slow
 def test_main_job_over_two_seeds_then_cached_comparison(tmp_path, tiny_options, capsys):
     work_dir = str(tmp_path / 'demo')
     run_demo.main(['--seeds', '0', '1', '--work-dir', work_dir, '--cfg-options', *tiny_options])
@@ -66,6 +65,7 @@ def test_main_job_over_two_seeds_then_cached_comparison(tmp_path, tiny_options, 
     assert printed.count('done before') == 4 and 'Epoch(train)' not in printed
 
 
+@pytest.mark.slow
 def test_lr_grid_reports_every_cell_and_each_best(tmp_path, tiny_options):
     work_dir = str(tmp_path / 'grid')
     lr_grid.main([BASELINE, NETAUG, '--lr-mults', '1', '4', '--seeds', '0', '--work-dir',
@@ -118,6 +118,7 @@ def test_train_split_of_a_coco_config_is_read_with_its_own_annotations():
         'test_evaluator.ann_file=data/demo/annotations/instances_train.json']
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_and_an_edited_config_runs_again(tmp_path, tiny_options,
                                                                     capsys):
     spec = RunSpec(BASELINE, BASELINE, str(tmp_path / 'run'), 0, tuple(tiny_options))

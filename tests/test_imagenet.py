@@ -165,6 +165,7 @@ def make_runner(work_dir, model, hook: dict, max_iters: int, **kwargs) -> NetAug
         randomness=dict(seed=0), log_level='WARNING', **kwargs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('release_base_graph', [False, True])
 def test_one_step_is_base_plus_alpha_aux(tmp_path, release_base_graph):
     """NetAugHook on a classifier: one step minimises base + alpha * aux (augmented model drawn
@@ -195,6 +196,7 @@ def test_one_step_is_base_plus_alpha_aux(tmp_path, release_base_graph):
     classifier('mbv2_w035_baseline_in1k.py').load_state_dict(deploy['state_dict'], strict=True)
 
 
+@pytest.mark.slow
 def test_resume_with_sorting_continues_like_uninterrupted_run(tmp_path):
     """Resuming a NetAug classifier at iteration 2 of 6 (channels sorted, optimizer state
     permuted, every 2 iterations while widths are augmented; phase switch at 3) ends with the
@@ -231,6 +233,7 @@ def test_image_folder_dataset_and_official_transforms(image_folder):
     assert (resize.resize, resize.size) == (math.ceil(64 / 0.875), (64, 64))
 
 
+@pytest.mark.slow
 def test_image_folder_names_bad_data(image_folder, tmp_path):
     open(osp.join(image_folder, 'train', 'b', 'empty.jpeg'), 'w').close()
     os.makedirs(osp.join(image_folder, 'train', 'd'))
@@ -261,6 +264,7 @@ def test_topk_accuracy():
                                   'accuracy/top5': 100.0}
 
 
+@pytest.mark.slow
 def test_netaug_config_trains_tests_and_exports_through_the_runner(image_folder, tmp_path):
     """configs/imagenet/mbv2_w035_netaug_in1k.py on a tiny folder: NetAugDetRunner checks the
     data, trains one epoch with NetAugHook, validates top-1/top-5, writes deploy.pth, which the

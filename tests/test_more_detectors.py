@@ -9,19 +9,13 @@ from mmengine.config import Config
 from mmengine.registry import RUNNERS
 
 from conftest import REPO_ROOT
-from netaug_det.datasets import generate_demo_dataset
+
+pytestmark = pytest.mark.slow  # every test trains
 
 DEMO = osp.join(REPO_ROOT, 'configs', 'demo')
 PAIRS = [('yolov3_mbv2_netaug_all_demo.py', 'yolov3_mbv2_demo.py', 'pascal_voc/AP50'),
          ('ssdlite_mbv2_netaug_demo.py', 'ssdlite_mbv2_demo.py', 'coco/bbox_mAP_50'),
          ('yolox_mbv2_netaug_demo.py', 'yolox_mbv2_demo.py', 'coco/bbox_mAP_50')]
-
-
-@pytest.fixture(scope='module')
-def tiny_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp('data') / 'demo'
-    generate_demo_dataset(str(root), num_train=4, num_val=2, img_size=(64, 80))
-    return f'{root}/'
 
 
 def tiny(config: str, data_root: str, work_dir, **options) -> Config:
@@ -36,13 +30,13 @@ def tiny(config: str, data_root: str, work_dir, **options) -> Config:
 
 @pytest.mark.parametrize('netaug, baseline, metric', PAIRS, ids=[p[0][:-8] for p in PAIRS])
 def test_netaug_config_trains_and_its_baseline_tests_deploy_pth(
-        netaug, baseline, metric, tiny_data, tmp_path):
-    runner = RUNNERS.build(tiny(netaug, tiny_data, tmp_path / 'train', val_cfg=None,
+        netaug, baseline, metric, demo_data, tmp_path):
+    runner = RUNNERS.build(tiny(netaug, demo_data, tmp_path / 'train', val_cfg=None,
                                 val_dataloader=None, val_evaluator=None))
     runner.train()
     deploy = tmp_path / 'train' / 'deploy.pth'
     assert deploy.is_file()
-    tester = RUNNERS.build(tiny(baseline, tiny_data, tmp_path / 'test', load_from=str(deploy)))
+    tester = RUNNERS.build(tiny(baseline, demo_data, tmp_path / 'test', load_from=str(deploy)))
     metrics = tester.test()  # the runner loads strictly: a single wrong key would fail here
     # CocoMetric reports nothing when a barely trained detector predicts no box at all
     assert 0.0 <= metrics.get(metric, 0.0) <= 1.0

@@ -147,6 +147,7 @@ def total_loss(model: torch.nn.Module, data: dict) -> torch.Tensor:
     return model.parse_losses(model.loss(data['inputs'], data['data_samples']))[0]
 
 
+@pytest.mark.slow
 def test_one_step_equals_base_plus_alpha_aux(tmp_path):
     """One NetAug step (clipping on) == manual grad of base + alpha * aux, clip, one SGD step."""
     alpha, max_norm, seed = 0.5, 0.5, 7
@@ -182,6 +183,7 @@ def test_one_step_equals_base_plus_alpha_aux(tmp_path):
     assert detector.backbone.active_arch == detector.backbone.base_arch
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('optim_wrapper', [
     dict(optimizer=SGD),
     dict(optimizer=SGD, clip_grad=dict(max_norm=0.1), accumulative_counts=2),
@@ -205,6 +207,7 @@ def test_alpha_zero_follows_baseline_trajectory(tmp_path, optim_wrapper):
                            initial['neck.detect1.conv1.conv.weight'])
 
 
+@pytest.mark.slow
 def test_resume_continues_like_uninterrupted_run(tmp_path):
     """Resuming at iteration 2 of 6 reproduces the uninterrupted run: sampler state, channel
     sorts (every 2 iterations while widths are augmented) and the phase switch at iteration 3."""
@@ -234,6 +237,7 @@ def record_calls(backbone, calls: list) -> None:
                                                       sort_channels(keep_base))[1]
 
 
+@pytest.mark.slow
 def test_schedule_epoch_based(tmp_path):
     """Epoch loop, 4 epochs: 'random' + sorting for 2, 'random_expand' for 1, none for the last."""
     detector = build_detector()
@@ -248,6 +252,7 @@ def test_schedule_epoch_based(tmp_path):
     assert calls[-1] == 'base'
 
 
+@pytest.mark.slow
 def test_aux_interval_runs_every_kth_step_with_k_times_the_weight(tmp_path):
     detector = build_detector()
     calls = []
@@ -260,6 +265,7 @@ def test_aux_interval_runs_every_kth_step_with_k_times_the_weight(tmp_path):
     assert (netaug_hook(runner).term.alpha, netaug_hook(runner).term.step_weight) == (0.5, 2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('optimizer, accumulative_counts, steps_before_sort, tolerance', [
     # The twin sums in another channel order: on an AMD EPYC (oneDNN kernels) that float noise
     # reaches 8.6e-5 after three SGD steps at lr 0.05 (1e-6 held on the earlier machines),
@@ -315,6 +321,7 @@ def test_one_step_after_a_sort_equals_the_unsorted_step_permuted(
                                   atol=2e-3) for name in moved), 'the test must be able to fail'
 
 
+@pytest.mark.slow
 def test_pretrained_base_survives_training_at_lr_0(tmp_path):
     """A backbone whose base slices were loaded from a plain checkpoint: sorting ('auto' scope)
     never moves a loaded channel, so NetAug at lr=0 exports exactly the loaded weights."""
@@ -336,6 +343,7 @@ def test_pretrained_base_survives_training_at_lr_0(tmp_path):
         assert torch.equal(deploy['state_dict'][f'backbone.{name}'], tensor), name
 
 
+@pytest.mark.slow
 def test_runner_reentry_never_stacks_the_auxiliary_pass(tmp_path):
     """train() twice (the second call finds training done), and a second runner on the same
     model: one auxiliary term each time, and the model's own loss back afterwards."""
@@ -355,6 +363,7 @@ def test_runner_reentry_never_stacks_the_auxiliary_pass(tmp_path):
     assert terms_seen == [1, 1]
 
 
+@pytest.mark.slow
 def test_ema_deploy_holds_the_averaged_weights_and_follows_sorts(tmp_path):
     """With EMAHook: deploy.pth is the averaged model (what validation evaluates), the export
     tool gives the same from the final checkpoint, and sorts permute the averaged copy too."""
@@ -408,6 +417,7 @@ def test_aug_mode_at_phase_lengths_are_exact_fractions(total):
         assert [stops.aug_mode_at(t, total) for t in range(total)].count(None) == k
 
 
+@pytest.mark.slow
 def test_export_loads_into_baseline_and_predicts_the_same(tmp_path):
     """deploy.pth (written atomically after training) loads strictly into the baseline detector
     and predicts exactly what the NetAug detector predicts in base mode."""
@@ -436,6 +446,7 @@ def test_export_loads_into_baseline_and_predicts_the_same(tmp_path):
                                        netaug_sample.pred_instances[key])
 
 
+@pytest.mark.slow
 def test_export_tool_matches_hook_export(tmp_path):
     """The export_deployable tool on a regular checkpoint gives the hook's deploy weights."""
     from netaug_det.tools.export_deployable import export
@@ -510,6 +521,7 @@ def test_bf16_autocast_runs_both_passes_and_matches_fp32():
     assert cosine > 0.95
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='fp16 AMP needs CUDA')
 @pytest.mark.parametrize('release', [False, True], ids=['ordinary', 'release_base_graph'])
 def test_fp16_amp_step_on_cuda_matches_fp32(tmp_path, release):
@@ -556,6 +568,7 @@ def test_release_graph_carries_the_gradient_of_the_released_losses(prescale):
         release_graph({'acc': model(inputs).sum()}, model)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('optim_wrapper', [
     dict(optimizer=SGD),
     dict(optimizer=SGD, clip_grad=dict(max_norm=0.1), accumulative_counts=2),

@@ -1,8 +1,9 @@
 """ONNX deployment: export, onnxruntime parity, in-graph post-processing, graph identity of
 NetAug's deploy.pth and the baseline, int8 quantization and evaluation, and the tools' errors.
 
-One module fixture trains the demo baseline detector for 20 iterations and the NetAug one for 2
-(tools/train.py, 64x64, on a 16-image demo dataset); every test works on those checkpoints.
+Every test works on the checkpoints of the session's ``trained_runs`` (tests/conftest.py): the
+demo baseline detector trained for 20 iterations and the NetAug one for 2, at 64x64 on a
+16-image demo dataset.
 """
 import json
 import os
@@ -17,7 +18,6 @@ import torch
 
 import netaug_det  # noqa: F401  registers modules and checkpoint handling
 from conftest import REPO_ROOT
-from netaug_det.datasets.demo_data import generate_demo_dataset
 from netaug_det.deployment import MissingOnnxPackagesError, require_onnx_packages
 from netaug_det.deployment.checks import (check_parity, detection_parity, graph_signature,
                                           parity_passes, signature_differences)
@@ -31,12 +31,6 @@ from netaug_det.deployment.runtime import (build_dataset, create_session, evalua
 BASELINE = osp.join(REPO_ROOT, 'configs/demo/yolov3_mbv2_demo.py')
 NETAUG = osp.join(REPO_ROOT, 'configs/demo/yolov3_mbv2_netaug_demo.py')
 SIZE = 64
-# 8 images per iteration at 64x64, no validation; AdamW at 10x the demo's rate, so that 20
-# iterations spread the class scores (an untrained head scores many (box, class) pairs exactly
-# alike, and mmdet's torch.sort breaks such ties in no specified order)
-TRAIN_OPTIONS = [f'input_size={SIZE}', 'train_dataloader.batch_size=8',
-                 'optim_wrapper.optimizer.lr=0.02']
-EPOCHS = dict(baseline=10, netaug=1)
 # The class scores are still near their initial 0.01, below the config's score_thr of 0.05.
 LOW_SCORE_THR = {'model.test_cfg.score_thr': 0.005}
 
@@ -51,38 +45,24 @@ def run_python(args, cwd, check=True):
     return result
 
 
-@pytest.fixture(scope='module')
-def runs(tmp_path_factory):
-    """A folder with data/demo/ (16 train, 4 val images) and the training runs:
-    ``baseline/epoch_10.pth`` and ``netaug/deploy.pth``."""
-    root = tmp_path_factory.mktemp('onnx')
-    generate_demo_dataset(str(root / 'data' / 'demo'), num_train=16, num_val=4,
-                          img_size=(64, 96))
-    for name, config in (('baseline', BASELINE), ('netaug', NETAUG)):
-        run_python([osp.join(REPO_ROOT, 'tools/train.py'), config, '--work-dir', root / name,
-                    '--cfg-options', f'train_cfg.max_epochs={EPOCHS[name]}'] + TRAIN_OPTIONS,
-                   cwd=root)
-    assert (root / 'netaug' / 'deploy.pth').is_file()
-    return root
-
-
 @pytest.fixture
-def in_runs(runs, monkeypatch):
-    """The runs folder as working directory (the configs read data/demo/ from there)."""
-    monkeypatch.chdir(runs)
-    return runs
+def in_runs(trained_runs, monkeypatch):
+    """The shared runs folder as working directory (the configs read data/demo/ from there)."""
+    monkeypatch.chdir(trained_runs)
+    return trained_runs
 
 
 @pytest.fixture(scope='module')
-def raw_export(runs):
+def raw_export(trained_runs, tmp_path_factory):
     """The baseline's raw export with a dynamic batch: (path, config, detector)."""
     cfg = load_config(BASELINE, SIZE, LOW_SCORE_THR)
-    detector = load_detector(cfg, str(runs / 'baseline' / 'epoch_10.pth'))
-    path = str(runs / 'baseline.onnx')
+    detector = load_detector(cfg, str(trained_runs / 'baseline' / 'epoch_10.pth'))
+    path = str(tmp_path_factory.mktemp('onnx') / 'baseline.onnx')
     export_onnx(detector, path, SIZE, batch_size=None)
     return path, cfg, detector
 
 
+@pytest.mark.slow
 def test_raw_export_matches_pytorch(raw_export, in_runs):
     path, cfg, detector = raw_export
     channels = 3 * (5 + 6)
@@ -105,6 +85,7 @@ def test_raw_export_matches_pytorch(raw_export, in_runs):
         np.testing.assert_allclose(whole[1:2], alone, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_python_postprocess_is_mmdet_predict(raw_export, in_runs):
     """mmdet's post-processing of onnxruntime's raw outputs gives the detector's predictions,
     rescaled to the original images as tools/test.py evaluates them."""
@@ -120,16 +101,18 @@ def test_python_postprocess_is_mmdet_predict(raw_export, in_runs):
     assert figures['detections'] > 0 and parity_passes(figures), figures
 
 
-def test_cli_export_with_postprocess(runs, tmp_path):
+@pytest.mark.slow
+def test_cli_export_with_postprocess(trained_runs, tmp_path):
     """The tool exports decoding + NMS in the graph (batch 2) and checks it against mmdet's
     predict on the demo test images; the figures show the same detections."""
     out, figures_file = tmp_path / 'pp.onnx', tmp_path / 'figures.json'
     result = run_python([
         osp.join(REPO_ROOT, 'tools/deployment/export_onnx.py'), BASELINE,
-        runs / 'baseline' / 'epoch_10.pth', '--out', out, '--input-size', SIZE, '--batch', 2,
+        trained_runs / 'baseline' / 'epoch_10.pth', '--out', out, '--input-size', SIZE,
+        '--batch', 2,
         '--with-postprocess', '--check-images', 4, '--figures-json', figures_file,
         '--cfg-options', 'model.test_cfg.score_thr=0.005'
-    ], cwd=runs)
+    ], cwd=trained_runs)
     assert 'onnx.checker passed' in result.stdout and 'parity check passed' in result.stdout
     figures = json.loads(figures_file.read_text())
     assert figures['images'] == 4 and figures['detections'] > 0
@@ -147,13 +130,14 @@ def test_cli_export_with_postprocess(runs, tmp_path):
         assert (np.diff(image_scores[:n]) <= 0).all()
 
 
-def test_zero_overhead_benchmark(runs, in_runs):
+@pytest.mark.slow
+def test_zero_overhead_benchmark(trained_runs, in_runs, tmp_path):
     """The benchmark's export of NetAug's deploy.pth is the baseline's graph; latency and int8
     figures come out for both."""
     from benchmarks import onnx_deploy
-    work_dir = runs / 'bench'
-    onnx_deploy.main([BASELINE, str(runs / 'baseline' / 'epoch_10.pth'),
-                      str(runs / 'netaug' / 'deploy.pth'), '--input-size', str(SIZE),
+    work_dir = tmp_path / 'bench'
+    onnx_deploy.main([BASELINE, str(trained_runs / 'baseline' / 'epoch_10.pth'),
+                      str(trained_runs / 'netaug' / 'deploy.pth'), '--input-size', str(SIZE),
                       '--warmup', '1', '--runs', '3', '--int8', '--calib-images', '4',
                       '--work-dir', str(work_dir)])
     results = json.loads((work_dir / 'results.json').read_text())
@@ -178,6 +162,7 @@ def test_zero_overhead_benchmark(runs, in_runs):
     assert {'QuantizeLinear', 'DequantizeLinear'} <= int8_ops
 
 
+@pytest.mark.slow
 def test_graph_signature_sees_differences(raw_export):
     path, _, _ = raw_export
     model = onnx.load(path)
@@ -192,10 +177,11 @@ def test_graph_signature_sees_differences(raw_export):
     assert len(signature_differences(graph_signature(path), graph_signature(bigger))) > 1
 
 
-def test_quantize_fixed_batch_and_evaluate(runs, in_runs, tmp_path):
+@pytest.mark.slow
+def test_quantize_fixed_batch_and_evaluate(trained_runs, in_runs, tmp_path):
     """A fixed-batch graph is calibrated batch by batch and evaluated like tools/test.py."""
     cfg = load_config(BASELINE, SIZE)
-    detector = load_detector(cfg, str(runs / 'baseline' / 'epoch_10.pth'))
+    detector = load_detector(cfg, str(trained_runs / 'baseline' / 'epoch_10.pth'))
     fp32, int8 = str(tmp_path / 'b2.onnx'), str(tmp_path / 'b2_int8.onnx')
     export_onnx(detector, fp32, SIZE, batch_size=2)
     quantize_int8(fp32, int8, calibration_batches(cfg, 5, batch_size=3), per_channel=False)
@@ -203,11 +189,13 @@ def test_quantize_fixed_batch_and_evaluate(runs, in_runs, tmp_path):
     assert set(metrics) == {'pascal_voc/mAP', 'pascal_voc/AP50'}
 
 
-def test_netaug_checkpoint_exports_base_detector(runs):
+@pytest.mark.slow
+def test_netaug_checkpoint_exports_base_detector(trained_runs):
     """A NetAug run's own checkpoint, with its NetAug config, loads as the deployable base
     detector: the network of its deploy.pth."""
-    netaug = load_detector(load_config(NETAUG, SIZE), str(runs / 'netaug' / 'epoch_1.pth'))
-    deploy = load_detector(load_config(BASELINE, SIZE), str(runs / 'netaug' / 'deploy.pth'))
+    run = trained_runs / 'netaug'
+    netaug = load_detector(load_config(NETAUG, SIZE), str(run / 'epoch_1.pth'))
+    deploy = load_detector(load_config(BASELINE, SIZE), str(run / 'deploy.pth'))
     assert type(netaug.backbone) is type(deploy.backbone)
     netaug_state, deploy_state = netaug.state_dict(), deploy.state_dict()
     assert list(netaug_state) == list(deploy_state)
@@ -225,9 +213,10 @@ def test_missing_onnx_packages(monkeypatch, capsys):
         tool.main([BASELINE, 'ckpt.pth', '--out', 'x.onnx'])
 
 
-def test_clear_errors(runs, tmp_path):
+@pytest.mark.slow
+def test_clear_errors(trained_runs, tmp_path):
     from netaug_det.tools import export_onnx as tool
-    checkpoint = str(runs / 'baseline' / 'epoch_10.pth')
+    checkpoint = str(trained_runs / 'baseline' / 'epoch_10.pth')
     out = str(tmp_path / 'x.onnx')
     with pytest.raises(SystemExit, match='multiple of 32.*got 100'):
         tool.main([BASELINE, checkpoint, '--out', out, '--input-size', '100'])
@@ -238,7 +227,7 @@ def test_clear_errors(runs, tmp_path):
     # a deploy.pth belongs to the baseline config, not the NetAug one
     with pytest.raises(SystemExit,
                        match='deploy.pth does not fit.*a plain checkpoint.*baseline config'):
-        tool.main([NETAUG, str(runs / 'netaug' / 'deploy.pth'), '--out', out])
+        tool.main([NETAUG, str(trained_runs / 'netaug' / 'deploy.pth'), '--out', out])
     with pytest.raises(SystemExit, match='opset 17 is below 18'):
         tool.main([BASELINE, checkpoint, '--out', out, '--opset', '17'])
     assert not osp.exists(out)

@@ -3,6 +3,8 @@ import pytest
 
 from benchmarks import netaug_overhead as bench
 
+pytestmark = pytest.mark.slow  # every test times or profiles training steps
+
 MBV3 = bench.DETECTORS['MobileNetV3-w0.35']
 
 

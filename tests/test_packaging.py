@@ -9,7 +9,11 @@ import sys
 import sysconfig
 from typing import Tuple
 
+import pytest
+
 from conftest import REPO_ROOT
+
+pytestmark = pytest.mark.slow  # pip and the tools in child processes
 
 CHECK_SCRIPT = '''
 import importlib.metadata as metadata

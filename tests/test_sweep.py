@@ -176,6 +176,7 @@ def test_the_paper_grids_follow_the_evaluator(config, metric, grid):
     assert DEFAULT_RESOLUTIONS[metric] == grid
 
 
+@pytest.mark.slow
 def test_tiny_sweep_end_to_end_launch_then_collect(tmp_path, monkeypatch):
     """Two resolutions, two seeds, one epoch of two iterations each, through the real tools."""
     data_root = str(tmp_path / 'data')

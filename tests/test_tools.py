@@ -18,6 +18,10 @@ import torch
 import netaug_det  # noqa: F401  loads mmengine checkpoints under weights_only
 from conftest import REPO_ROOT
 
+# every test starts the tools as child processes; one pytest-xdist worker runs them all, and no
+# other test that launches processes on ports at the same time
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group('processes')]
+
 TOY_PYTHONPATH = os.pathsep.join([osp.join(REPO_ROOT, 'tests'), REPO_ROOT])
 
 TOY_CONFIG = '''
