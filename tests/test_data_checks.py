@@ -14,7 +14,8 @@ from PIL import Image
 from conftest import REPO_ROOT
 from netaug_det.datasets.checks import DataError
 from netaug_det.tools import check_dataset
-from test_bad_input import clean_data, data, tiny_cfg  # noqa: F401 (fixtures: tiny demo data)
+from conftest import tiny_cfg
+from test_bad_input import data  # noqa: F401 (fixture: a writable copy of the tiny demo data)
 
 VOC_CONFIG = osp.join(REPO_ROOT, 'configs', 'demo', 'yolov3_mbv2_demo.py')
 COCO_CONFIG = osp.join(REPO_ROOT, 'configs', 'demo', 'ssdlite_mbv2_demo.py')
@@ -153,16 +154,16 @@ def test_bytes_after_a_whole_jpeg_are_not_a_problem(data, capsys):
 
 @pytest.mark.slow
 @pytest.mark.parametrize('num_classes', [5, 20])
-def test_num_classes_other_than_the_data_is_refused_at_start(num_classes, clean_data,
+def test_num_classes_other_than_the_data_is_refused_at_start(num_classes, demo_data,
                                                              tmp_path):
     """5 ended in a raw 'Class values must be smaller than num_classes' deep in the loss, 20
     trained without a word."""
-    cfg = tiny_cfg(VOC_CONFIG, f'{clean_data}/', tmp_path / 'work',
+    cfg = tiny_cfg(VOC_CONFIG, demo_data, tmp_path / 'work',
                    model=dict(bbox_head=dict(num_classes=num_classes)))
     expected = (f'model.bbox_head.num_classes is {num_classes}, but train_dataloader.dataset '
                 r'.*has 6 classes.*model.bbox_head.num_classes=6')
     with pytest.raises(ValueError, match=expected):
         RUNNERS.build(cfg)
     with pytest.raises(SystemExit, match=expected):
-        check_dataset.main([VOC_CONFIG, '--cfg-options', f'data_root={clean_data}/',
+        check_dataset.main([VOC_CONFIG, '--cfg-options', f'data_root={demo_data}',
                             f'model.bbox_head.num_classes={num_classes}'])

@@ -2,11 +2,14 @@
 adapters) and NetAug's online self-distillation (RKD), alone and with NetAug, through the
 runner on tiny data."""
 import copy
+import logging
 import os.path as osp
 
 import pytest
 import torch
 from mmengine.config import Config
+from mmdet.visualization import DetLocalVisualizer
+from mmengine.logging import MMLogger
 from mmengine.registry import RUNNERS
 from mmengine.runner.checkpoint import _load_checkpoint
 
@@ -206,3 +209,10 @@ def test_loss_terms_tool_prints_every_term_of_the_step(demo_data, teacher_checkp
     assert set(rows) == {'base_total', 'aux_total', 'kd_total', 'kd_loss_output'}
     assert rows['base_total'][1] == 1.0
     assert all(value > 0 for value, _ in rows.values())
+    # its run's work dir was temporary: no logger or visualizer may still write there
+    assert not [handler for logger in MMLogger._instance_dict.values()
+                for handler in logger.handlers if isinstance(handler, logging.FileHandler)
+                and not osp.isdir(osp.dirname(handler.baseFilename))]
+    assert not [name for name, visualizer in DetLocalVisualizer._instance_dict.items()
+                if any(not osp.isdir(osp.dirname(backend._save_dir))
+                       for backend in visualizer._vis_backends.values())]

@@ -34,23 +34,27 @@ def main(argv: Optional[List[str]] = None) -> None:
     from mmengine.runner import Runner
 
     from netaug_det.engine.hooks import DistillationHook, NetAugHook
+    from netaug_det.utils.cli import release_runner
 
     cfg = Config.fromfile(args.config)
     cfg.merge_from_dict(dict(randomness=dict(seed=args.seed), **(args.cfg_options or {})))
     with tempfile.TemporaryDirectory(prefix='loss_terms_') as work_dir:
         cfg.work_dir = work_dir
         runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
-        model = runner.model
-        model.init_weights()
-        # the terms the run's own hooks attach, as they attach them
-        for hook in runner.hooks:
-            if isinstance(hook, (NetAugHook, DistillationHook)):
-                hook.before_train(runner)
-            if isinstance(hook, NetAugHook):
-                hook.term.prepare_step('random', hook.aux_interval, args.seed)
-        data = model.data_preprocessor(next(iter(runner.train_dataloader)), True)
-        with torch.no_grad():
-            losses = model.loss(data['inputs'], data['data_samples'])
+        try:
+            model = runner.model
+            model.init_weights()
+            # the terms the run's own hooks attach, as they attach them
+            for hook in runner.hooks:
+                if isinstance(hook, (NetAugHook, DistillationHook)):
+                    hook.before_train(runner)
+                if isinstance(hook, NetAugHook):
+                    hook.term.prepare_step('random', hook.aux_interval, args.seed)
+            data = model.data_preprocessor(next(iter(runner.train_dataloader)), True)
+            with torch.no_grad():
+                losses = model.loss(data['inputs'], data['data_samples'])
+        finally:
+            release_runner(runner)
     base = float(losses['base_total'])
     print(f'{"term":<28} {"value":>12} {"/ base_total":>12}')
     for name, value in losses.items():

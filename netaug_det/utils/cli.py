@@ -1,5 +1,6 @@
 """What the command-line tools share: mmdet's arguments, config loading, user-facing errors."""
 import argparse
+import logging
 import os
 import os.path as osp
 import sys
@@ -94,3 +95,16 @@ def user_errors() -> Iterator[None]:
         exit_ = UserExit(str(error))
         print(exit_, file=sys.stderr, flush=True)
         raise exit_ from error
+
+
+
+def release_runner(runner) -> None:
+    """Closes ``runner``'s log file and forgets its logger and visualizer: mmengine keeps both
+    for the process by name, so a later runner would reuse them and write into this run's work
+    dir (a deleted temporary one, say)."""
+    for handler in list(runner.logger.handlers):
+        if isinstance(handler, logging.FileHandler):
+            handler.close()
+            runner.logger.removeHandler(handler)
+    for instance in (runner.logger, runner.visualizer):
+        type(instance)._instance_dict.pop(instance.instance_name, None)
