@@ -7,6 +7,7 @@ the others wait for it. They are read-only: a test that breaks data or writes in
 copies it first (``shutil.copytree``). See docs/testing.md.
 """
 import fcntl
+import logging
 import os
 import os.path as osp
 import shutil
@@ -30,6 +31,35 @@ DEMO_NETAUG = osp.join(REPO_ROOT, 'configs', 'demo', 'yolov3_mbv2_netaug_demo.py
 def _seed_everything():
     torch.manual_seed(0)
     yield
+
+
+def _mmengine_managers() -> list:
+    """The classes whose instances mmengine keeps for the process by name: loggers,
+    visualizers (each subclass has its own) and default scopes."""
+    from mmengine.logging import MMLogger
+    from mmengine.registry import DefaultScope
+    from mmengine.visualization import Visualizer
+    classes, pending = [MMLogger, DefaultScope], [Visualizer]
+    while pending:
+        cls = pending.pop()
+        classes.append(cls)
+        pending.extend(cls.__subclasses__())
+    return classes
+
+
+@pytest.fixture(autouse=True)
+def _forget_mmengine_instances():
+    """Each test forgets the loggers, visualizers and default scopes it created (a runner's):
+    mmengine keeps them current, so the next test in the process would log into this test's
+    work dir or a closed file, or build in its scope."""
+    before = {cls: set(cls._instance_dict) for cls in _mmengine_managers()}
+    yield
+    for cls in _mmengine_managers():
+        for name in set(cls._instance_dict) - before.get(cls, set()):
+            instance = cls._instance_dict.pop(name)
+            for handler in getattr(instance, 'handlers', []):
+                if isinstance(handler, logging.FileHandler):
+                    handler.close()
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups

@@ -4,6 +4,7 @@ under a NetAug model); the NetAug/plain mix-ups keep their own explanation."""
 import os.path as osp
 
 import pytest
+from mmengine.registry import DefaultScope
 from mmengine.runner.checkpoint import save_checkpoint
 
 import netaug_det  # noqa: F401  registers modules and checkpoint handling
@@ -50,6 +51,15 @@ def test_width_mismatch_names_both_widen_factors(tmp_path, config, widen_factor,
         'widen_factor=0.35' in message, message
     assert f'model.backbone.widen_factor={file_factor}' in message
     assert 'NetAug training checkpoint' not in message and 'plain checkpoint' not in message
+
+
+def test_width_diagnosis_builds_in_the_config_scope_whatever_the_current_one(tmp_path):
+    """A process left in another default scope (e.g. by an earlier runner) must not lose the
+    file's widen_factor: the backbone is rebuilt in the config's scope."""
+    path = checkpoint_of(BASELINE, tmp_path / 'other_width.pth', 1.0)
+    with DefaultScope.overwrite_default_scope('mmengine'):
+        message = diagnosis(BASELINE, path)
+    assert 'trained with backbone widen_factor=1.0, the model has widen_factor=0.35' in message
 
 
 @pytest.mark.slow

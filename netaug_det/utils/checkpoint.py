@@ -281,6 +281,7 @@ def backbone_widths(cfg: Optional[Config], checkpoint_shapes: dict,
     if model_factor is None:
         return None, None
     from mmdet.registry import MODELS
+    from mmengine.registry import DefaultScope
 
     wanted = {k[len('backbone.'):]: v for k, v in checkpoint_shapes.items()
               if k.startswith('backbone.')}
@@ -288,7 +289,9 @@ def backbone_widths(cfg: Optional[Config], checkpoint_shapes: dict,
     candidates = sorted({0.25, 0.35, 0.5, 0.75, 1.0, 1.25, 1.4, 1.5, 2.0, round(estimate, 2)},
                         key=lambda factor: abs(factor - estimate))
     for factor in candidates[:4]:
-        with contextlib.suppress(Exception):  # a factor the backbone refuses
+        # in the config's scope, whatever scope the process is in; a factor the backbone refuses
+        with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmdet')), \
+                contextlib.suppress(Exception):
             backbone = MODELS.build(dict(backbone_cfg, widen_factor=factor, init_cfg=None))
             if {k: tuple(v.shape) for k, v in backbone.state_dict().items()} == wanted:
                 return factor, model_factor
