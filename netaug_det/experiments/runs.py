@@ -26,7 +26,6 @@ only when its final checkpoint reached the end of its schedule. Code changes are
 fingerprinted: after changing the code, use a new work dir.
 """
 import contextlib
-import fcntl
 import glob
 import hashlib
 import json
@@ -41,6 +40,8 @@ from collections import deque
 from typing import Dict, Hashable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from mmengine.config import Config, DictAction
+
+from ..utils.locks import exclusive_lock, lock_holder
 
 PACKAGE_PARENT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 METRIC_KEYS = {'VOCMetric': 'pascal_voc/AP50', 'CocoMetric': 'coco/bbox_mAP_50',
@@ -438,45 +439,31 @@ def spec_record(spec: RunSpec) -> dict:
 
 @contextlib.contextmanager
 def claim_run_dir(work_dir: str) -> Iterator[None]:
-    """Holds ``<work_dir>/experiment.lock`` (an exclusive ``flock``, released when the holder
-    ends, however it ends) for the duration of the block, with the holder's pid and host in it.
+    """Holds ``<work_dir>/experiment.lock`` (:func:`netaug_det.utils.locks.exclusive_lock`,
+    released when the holder ends, however it ends) for the duration of the block.
 
     Raises:
         RunDirBusy: when another process (or another claim in this one) holds it.
     """
     os.makedirs(work_dir, exist_ok=True)
-    fd = os.open(osp.join(work_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 1024, 0).decode(errors='replace').strip() or 'another process'
-            raise RunDirBusy(f'{work_dir} is being run by {holder}: one run dir, one run at a '
-                             'time; wait for it to end (then run again to read its result), or '
-                             'give this run another work dir') from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f'pid {os.getpid()} on {socket.gethostname()} since '
-                  f'{time.strftime("%Y-%m-%d %H:%M:%S")}\n'.encode(), 0)
+
+    def busy(holder: str) -> RunDirBusy:
+        return RunDirBusy(f'{work_dir} is being run by {holder}: one run dir, one run at a time; '
+                          'wait for it to end (then run again to read its result), or give this '
+                          'run another work dir')
+
+    with exclusive_lock(osp.join(work_dir, LOCK_FILE), busy):
         yield
-    finally:
-        os.close(fd)
 
 
 def _refuse_if_locked(work_dir: str, entries: Sequence[str]) -> None:
     """Raises :class:`RunDirBusy` when a ``*.lock`` file among ``entries`` is held (e.g. the
-    ``flock`` of a training started by hand into ``work_dir``): its files are in use."""
+    lock of a training started by hand into ``work_dir``): its files are in use."""
     for entry in entries:
-        if not entry.endswith('.lock'):
-            continue
-        fd = os.open(osp.join(work_dir, entry), os.O_RDONLY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 1024, 0).decode(errors='replace').strip() or 'no holder named'
+        holder = lock_holder(osp.join(work_dir, entry)) if entry.endswith('.lock') else None
+        if holder is not None:
             raise RunDirBusy(f'{work_dir} is in use: {entry} is held ({holder}); wait for that '
-                             'process to end or give this run another work dir') from None
-        finally:
-            os.close(fd)
+                             'process to end or give this run another work dir')
 
 
 def _owner(work_dir: str) -> Optional[dict]:
