@@ -51,7 +51,14 @@ def _mmengine_managers() -> list:
 def _forget_mmengine_instances():
     """Each test forgets the loggers, visualizers and default scopes it created (a runner's):
     mmengine keeps them current, so the next test in the process would log into this test's
-    work dir or a closed file, or build in its scope."""
+    work dir or a closed file, or build in its scope. A logger still kept whose log file was
+    closed (a run released by a tool, say) loses that handler first: mmengine writes to the
+    current logger's files directly (``BaseModule._dump_init_info``) and fails on a closed one."""
+    from mmengine.logging import MMLogger
+    for logger in MMLogger._instance_dict.values():
+        for handler in list(logger.handlers):
+            if isinstance(handler, logging.FileHandler) and handler.stream is None:
+                logger.removeHandler(handler)
     before = {cls: set(cls._instance_dict) for cls in _mmengine_managers()}
     yield
     for cls in _mmengine_managers():

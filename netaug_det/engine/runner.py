@@ -32,7 +32,9 @@ takes, the same things happen before the first step:
   ImageNet-pretrained backbone) but would start from random weights, unless it sets
   ``allow_random_init = True``;
 - ``--resume`` continues with the random numbers the uninterrupted run would have drawn
-  (:mod:`netaug_det.engine.randomness`).
+  (:mod:`netaug_det.engine.randomness`);
+- the config's formatted text, which mmengine logs, dumps and saves in every checkpoint, is
+  formatted once (:mod:`netaug_det.utils.config_text`).
 """
 import copy
 import logging
@@ -53,6 +55,7 @@ from ..utils.allocator import apply_malloc_cfg
 from ..utils.checkpoint import explain_mismatch, remove_stale_parts
 from ..utils.cli import RunRefusedError
 from ..utils.config import apply_config_variables
+from ..utils.config_text import with_cached_text
 from ..utils.distributed import unwrap_model
 from .randomness import EpochSeedHook, worker_init_fn
 from .work_dir_lock import work_dir_lock
@@ -68,7 +71,7 @@ class NetAugDetRunner(Runner):
 
     @classmethod
     def from_cfg(cls, cfg: Config) -> 'NetAugDetRunner':
-        cfg = copy.deepcopy(cfg)
+        cfg = with_cached_text(copy.deepcopy(cfg))
         apply_config_variables(cfg)
         check_model_data(cfg)
         optim_wrapper = cfg.get('optim_wrapper') or {}

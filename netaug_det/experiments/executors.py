@@ -27,8 +27,8 @@ import sys
 import time
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
 
-from .runs import (PACKAGE_PARENT, RESULT_FILE, RunSpec, _write_json, finished_result,
-                   run_experiment)
+from .launch import PACKAGE_PARENT
+from .runs import RESULT_FILE, RunSpec, _write_json, finished_result, run_experiment
 
 EXECUTORS = ('local', 'slurm')
 ACTIVE_STATES = ('PENDING', 'RUNNING', 'REQUEUED', 'COMPLETING', 'CONFIGURING', 'SUSPENDED')

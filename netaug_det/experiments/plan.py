@@ -27,7 +27,8 @@ from mmengine.config import Config
 
 from ..utils.paths import project_path
 from .executors import Outcome, Run, torchrun_launcher
-from .runs import RunSpec, epoch_options, load_merged, tool_command, train_args
+from .launch import tool_command
+from .runs import RunSpec, epoch_options, load_merged, train_args
 from .stats import markdown_table, summarize
 
 METHODS = ('baseline', 'netaug')

@@ -2,10 +2,10 @@
 
 Every comparison the project reports (the demo, the learning-rate grid, the resolution sweep,
 ablations) is a set of runs. :func:`run_experiment` trains one config with one seed through
-``python -m netaug_det.tools.train``, evaluates the deployable checkpoint (NetAug's
-``deploy.pth``, else the final checkpoint) under a test config with
-``python -m netaug_det.tools.test`` on the requested splits, and writes ``result.json`` into the
-run's work dir.
+``netaug_det.tools.train``, evaluates the deployable checkpoint (NetAug's ``deploy.pth``, else
+the final checkpoint) under a test config with ``netaug_det.tools.test`` on the requested splits
+(each tool in a child process, :mod:`netaug_det.experiments.launch`), and writes
+``result.json`` into the run's work dir.
 
 A run dir belongs to exactly one spec (the arguments and a fingerprint of both merged configs):
 
@@ -33,17 +33,14 @@ import math
 import os
 import os.path as osp
 import socket
-import subprocess
-import sys
 import time
-from collections import deque
 from typing import Dict, Hashable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from mmengine.config import Config, DictAction
 
 from ..utils.locks import exclusive_lock, lock_holder
+from .launch import run_tool
 
-PACKAGE_PARENT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 METRIC_KEYS = {'VOCMetric': 'pascal_voc/AP50', 'CocoMetric': 'coco/bbox_mAP_50',
                'TopKAccuracy': 'accuracy/top1'}
 # metrics already in percent (the others are fractions)
@@ -109,52 +106,6 @@ def evaluator_type(cfg: Config) -> str:
 def percent(metric_key: str, value: float) -> float:
     """``value`` of the metric ``metric_key`` in percent."""
     return float(value) if metric_key in PERCENT_METRICS else 100 * float(value)
-
-
-def tool_command(tool: str, args: Sequence[str], launcher: Sequence[str] = ()) -> List[str]:
-    """The command line of ``python -m netaug_det.tools.<tool> args``; with a distributed
-    ``launcher`` (e.g. torchrun's command, from :mod:`netaug_det.experiments.executors`) that
-    launcher replaces ``python`` and the tool gets ``--launcher pytorch``."""
-    if launcher:
-        return [*launcher, '-m', f'netaug_det.tools.{tool}', *args, '--launcher', 'pytorch']
-    return [sys.executable, '-m', f'netaug_det.tools.{tool}', *args]
-
-
-def run_tool(tool: str, args: Sequence[str], log_file: str, prefix: str = '',
-             env: Optional[Dict[str, str]] = None, launcher: Sequence[str] = ()) -> float:
-    """Runs ``netaug_det.tools.<tool>`` in a child process, logging everything to ``log_file``.
-
-    Progress (mmengine's ``Epoch(...)``/``Iter(...)`` lines) is echoed, prefixed with
-    ``prefix``; ``env`` adds environment variables; ``launcher``: see :func:`tool_command`.
-    The child imports this same netaug_det.
-
-    Returns:
-        float: the peak resident memory in MiB of the child's largest process (the child itself
-        or one of the processes it waited for, e.g. a dataloader worker; not their sum).
-
-    Raises:
-        RuntimeError: when the tool fails; the message ends with the log's last lines.
-    """
-    env = dict(os.environ, **(env or {}))
-    env['PYTHONPATH'] = os.pathsep.join(filter(None, [PACKAGE_PARENT, env.get('PYTHONPATH')]))
-    command = tool_command(tool, args, launcher)
-    os.makedirs(osp.dirname(osp.abspath(log_file)), exist_ok=True)
-    tail: deque = deque(maxlen=30)
-    with open(log_file, 'w') as log:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   text=True, env=env)
-        for line in process.stdout:
-            log.write(line)
-            tail.append(line)
-            if 'Epoch(' in line or 'Iter(' in line:
-                print(prefix + line.split(' - INFO - ')[-1].rstrip(), flush=True)
-        process.stdout.close()
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed (exit {process.returncode}); full log: "
-                           f"{log_file}; last lines:\n{''.join(tail)}")
-    return usage.ru_maxrss / 1024
 
 
 def final_checkpoint(work_dir: str) -> str:

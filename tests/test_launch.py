@@ -1,0 +1,62 @@
+"""The experiment tools' children: forked from a warm server by default, or fresh interpreters;
+both train the same model bit for bit, and a failure names its log and exit status."""
+import os.path as osp
+
+import pytest
+import torch
+
+from conftest import DEMO_BASELINE
+from netaug_det.experiments.launch import START_ENV, run_tool, start_method
+
+
+def train_args(data_root: str, work_dir: str) -> list:
+    """The demo baseline for 2 iterations of 2 tiny images, no validation."""
+    loaders = [f'{loader}.{key}' for loader in ('train_dataloader', 'test_dataloader')
+               for key in (f'dataset.data_root={data_root}', 'batch_size=2', 'num_workers=0',
+                           'persistent_workers=False')]
+    return [DEMO_BASELINE, '--work-dir', work_dir, '--cfg-options', f'data_root={data_root}',
+            'input_size=64', 'train_cfg.max_epochs=1', 'val_cfg=None', 'val_dataloader=None',
+            'val_evaluator=None', *loaders]
+
+
+@pytest.mark.slow
+def test_forked_and_fresh_children_train_bit_identical_models(demo_data, tmp_path, monkeypatch,
+                                                              capsys):
+    peaks, states = {}, {}
+    for method in ('forkserver', 'subprocess'):
+        monkeypatch.setenv(START_ENV, method)
+        work_dir = str(tmp_path / method)
+        peaks[method] = run_tool('train', train_args(demo_data, work_dir),
+                                 osp.join(work_dir, 'train.log'), prefix=f'[{method}] ',
+                                 env={'OMP_NUM_THREADS': '1'})
+        states[method] = torch.load(osp.join(work_dir, 'epoch_1.pth'), map_location='cpu',
+                                    weights_only=False)['state_dict']
+        with open(osp.join(work_dir, 'train.log')) as log:
+            assert 'Saving checkpoint at 1 epochs' in log.read()
+    assert states['forkserver'].keys() == states['subprocess'].keys()
+    assert all(torch.equal(states['forkserver'][key], states['subprocess'][key])
+               for key in states['forkserver'])
+    assert all(peak > 100 for peak in peaks.values())  # MiB: torch alone takes more
+    printed = capsys.readouterr().out  # progress echoed with the prefix
+    assert '[forkserver] Epoch(train) [1][2/2]' in printed
+    assert '[subprocess] Epoch(train) [1][2/2]' in printed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('method', ['forkserver', 'subprocess'])
+def test_a_failing_tool_names_its_log_and_exit_status(tmp_path, monkeypatch, method):
+    monkeypatch.setenv(START_ENV, method)
+    log_file = str(tmp_path / 'train.log')
+    with pytest.raises(RuntimeError) as error:
+        run_tool('train', [str(tmp_path / 'missing.py')], log_file)
+    message = str(error.value)
+    assert 'failed (exit 2)' in message and log_file in message
+    assert 'missing.py' in message.splitlines()[-1]  # the tool's own error, from the log's tail
+
+
+def test_an_unknown_start_method_is_refused(monkeypatch):
+    monkeypatch.setenv(START_ENV, 'thread')
+    with pytest.raises(ValueError, match=f"{START_ENV}='thread' is not one of"):
+        start_method()
+    monkeypatch.delenv(START_ENV)
+    assert start_method() == 'forkserver'
