@@ -20,6 +20,7 @@ import torch
 from conftest import REPO_ROOT
 from netaug_det.experiments import runs
 from netaug_det.experiments.compare import Method, run_methods
+from netaug_det.experiments.launch import START_ENV
 from netaug_det.experiments.runs import (RESULT_FILE, IncompleteRunError, RunDirBusy, RunSpec,
                                           checkpoint_to_evaluate, claim_run_dir, load_merged,
                                           run_experiment, trained_state)
@@ -300,8 +301,10 @@ def test_a_real_changed_run_killed_before_its_first_checkpoint(tmp_path, monkeyp
     old = RunSpec(BASELINE, BASELINE, str(tmp_path / 'run'), 0, tuple(options))
     run_experiment(old)
     new = old._replace(train_options=('optim_wrapper.optimizer.lr=0.001', ))
+    monkeypatch.setenv(START_ENV, 'subprocess')  # a fresh Python, which the seed stops
     with pytest.raises(RuntimeError, match='failed'):
         run_experiment(new, env={'PYTHONHASHSEED': 'not-a-seed'})
+    monkeypatch.delenv(START_ENV)
     capsys.readouterr()
     result = run_experiment(new)
     assert not result['resumed'] and 'Epoch(train)' in capsys.readouterr().out

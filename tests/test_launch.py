@@ -22,16 +22,17 @@ def train_args(data_root: str, work_dir: str) -> list:
 @pytest.mark.slow
 def test_forked_and_fresh_children_train_bit_identical_models(demo_data, tmp_path, monkeypatch,
                                                               capsys):
+    run_tool('train', ['--help'], str(tmp_path / 'help.log'))  # the server runs (any cwd)
+    monkeypatch.chdir(tmp_path)  # a child works where its parent is now, as a fresh one does
     peaks, states = {}, {}
     for method in ('forkserver', 'subprocess'):
         monkeypatch.setenv(START_ENV, method)
-        work_dir = str(tmp_path / method)
-        peaks[method] = run_tool('train', train_args(demo_data, work_dir),
-                                 osp.join(work_dir, 'train.log'), prefix=f'[{method}] ',
+        peaks[method] = run_tool('train', train_args(demo_data, method),
+                                 osp.join(method, 'train.log'), prefix=f'[{method}] ',
                                  env={'OMP_NUM_THREADS': '1'})
-        states[method] = torch.load(osp.join(work_dir, 'epoch_1.pth'), map_location='cpu',
+        states[method] = torch.load(tmp_path / method / 'epoch_1.pth', map_location='cpu',
                                     weights_only=False)['state_dict']
-        with open(osp.join(work_dir, 'train.log')) as log:
+        with open(tmp_path / method / 'train.log') as log:
             assert 'Saving checkpoint at 1 epochs' in log.read()
     assert states['forkserver'].keys() == states['subprocess'].keys()
     assert all(torch.equal(states['forkserver'][key], states['subprocess'][key])

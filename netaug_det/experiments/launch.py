@@ -118,7 +118,8 @@ def _run_forked(tool: str, args: Sequence[str], env: Dict[str, str], log, tail: 
     output_read, output_write = context.Pipe(duplex=False)
     report_read, report_write = context.Pipe(duplex=False)
     child = context.Process(target=_tool_child, name=f'netaug_det.tools.{tool}',
-                            args=(tool, list(args), env, output_write, report_write))
+                            args=(tool, list(args), env, os.getcwd(), output_write,
+                                  report_write))
     try:
         child.start()
         output_write.close()
@@ -161,11 +162,12 @@ def _environment(**variables: str) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def _tool_child(tool: str, args: List[str], env: Dict[str, str], output: Connection,
+def _tool_child(tool: str, args: List[str], env: Dict[str, str], cwd: str, output: Connection,
                 report: Connection) -> None:
-    """A forked child: the environment and output of a fresh ``python -m
-    netaug_det.tools.<tool> args``, then the tool's ``main(args)``; its peak memory is sent
-    to ``report`` however it ends."""
+    """A forked child: the environment, working directory and output of a fresh ``python -m
+    netaug_det.tools.<tool> args`` started by the parent now, then the tool's ``main(args)``;
+    its peak memory is sent to ``report`` however it ends."""
+    os.chdir(cwd)
     os.dup2(output.fileno(), 1)
     os.dup2(output.fileno(), 2)
     output.close()
