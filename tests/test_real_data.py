@@ -221,7 +221,7 @@ def test_mmdet_train_script_trains_the_real_netaug_config(package, tmp_path, mon
     options = [f'{split}_{option}' for split in ('train', 'val') for option in loaders]
     monkeypatch.setattr(sys, 'argv', [
         script, config, '--work-dir', str(tmp_path / 'work'), '--cfg-options',
-        f'data_root={out}/', 'train_cfg.max_epochs=1', *options])
+        f'data_root={out}/', 'input_size=64', 'train_cfg.max_epochs=1', *options])
     runpy.run_path(script, run_name='__main__')
     assert (tmp_path / 'work' / 'deploy.pth').is_file()
     assert (tmp_path / 'work' / 'epoch_1.pth').is_file()
