@@ -32,7 +32,7 @@ import os
 import os.path as osp
 import xml.etree.ElementTree as ET
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Dict, List, Tuple
 
 import numpy as np
@@ -65,7 +65,7 @@ class PackageSource:
     tile_size: int = 128
     min_visible: float = 0.5
     val_fraction: float = 0.2
-    classes: Tuple[str, ...] = field(default=('tree', ))
+    classes: Tuple[str, ...] = ('tree', )
 
     @property
     def requirement(self) -> str:
