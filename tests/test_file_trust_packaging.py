@@ -11,7 +11,7 @@ import yaml
 from conftest import REPO_ROOT
 from test_packaging import install_copy, run
 
-CONFIG_FOLDERS = ('configs', 'configs/demo', 'configs/imagenet')
+CONFIG_FOLDERS = ('configs', 'configs/demo', 'configs/imagenet', 'configs/real')
 
 
 def read_yaml(relative):

@@ -1,7 +1,7 @@
 """The main job: baseline vs NetAug YOLOv3-MobileNetV2-w0.35 on the demo data, over seeds, on CPU.
 
 ``python -m netaug_det.tools.run_demo [--seeds 0 1 2] [--work-dir work_dirs/demo]
-[--no-equal-time] [--cfg-options KEY=VALUE ...]``
+[--no-equal-time] [--configs BASELINE NETAUG] [--cfg-options KEY=VALUE ...]``
 
 Generates ``data/demo/`` when it is missing, then for every seed trains
 ``configs/demo/yolov3_mbv2_demo.py`` and ``configs/demo/yolov3_mbv2_netaug_demo.py`` (each at the
@@ -11,7 +11,8 @@ the same schedule shape: "baseline, equal time"). Each deployable model (the bas
 checkpoint, NetAug's ``deploy.pth``, both in the baseline architecture) is evaluated on the val and
 train splits, and a table of mean ± sd over seeds is printed with the seeds and learning rates
 used. Runs, logs and ``comparison.{md,json,png}`` land in the work dir; finished runs are read
-back, not trained again.
+back, not trained again. ``--configs`` runs the same job with another pair of configs, on data
+that is already in place (e.g. ``configs/real/``, after ``netaug_det.tools.fetch_dataset``).
 """
 import argparse
 from typing import List, Optional
@@ -33,6 +34,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--seeds', type=int, nargs='+', default=[0], action=UniqueValues,
                         help='randomness.seed of the runs (default: 0, to fit the time budget)')
     parser.add_argument('--work-dir', default='work_dirs/demo', help='runs, logs and the table')
+    parser.add_argument('--configs', nargs=2, default=[BASELINE_CONFIG, NETAUG_CONFIG],
+                        metavar=('BASELINE', 'NETAUG'),
+                        help='baseline and NetAug configs (default: the demo\'s, whose data is '
+                        'generated when missing; other data must be in place, docs/real_data.md)')
     parser.add_argument('--no-equal-time', action='store_true',
                         help='skip the baseline trained for as long as NetAug took')
     parser.add_argument(
@@ -62,10 +67,12 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     start = time.perf_counter()
     os.environ.setdefault('OMP_NUM_THREADS', CHILD_THREADS)
-    baseline, netaug = project_path(BASELINE_CONFIG), project_path(NETAUG_CONFIG)
+    demo = args.configs == [BASELINE_CONFIG, NETAUG_CONFIG]
+    baseline, netaug = map(project_path, args.configs) if demo else args.configs
     cfg = load_merged(baseline, args.cfg_options)
-    data = ensure_demo_dataset(cfg.data_root)['splits']
-    print(f'[demo] data in {cfg.data_root}: {data}', flush=True)
+    if demo:
+        data = ensure_demo_dataset(cfg.data_root)['splits']
+        print(f'[demo] data in {cfg.data_root}: {data}', flush=True)
     methods = [Method('baseline', baseline), Method('netaug', netaug)]
     results = run_methods(methods, baseline, args.seeds, args.work_dir, args.cfg_options,
                           ('val', 'train'), executor=args)
@@ -98,7 +105,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     column = {name: ', '.join(str(e) for e in sorted(set(values)))
               for name, values in epochs.items()}
     paths = write_comparison(results, args.work_dir,
-                             'Baseline vs NetAug, YOLOv3-MobileNetV2-w0.35, demo data', notes,
+                             'Baseline vs NetAug, YOLOv3-MobileNetV2-w0.35, demo data' if demo
+                             else f'Baseline vs NetAug, {baseline} on {cfg.data_root}', notes,
                              extra_columns={'epochs': column})
     with open(paths['md']) as f:
         print(f.read())
