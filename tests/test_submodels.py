@@ -60,6 +60,12 @@ def netaug_run(trained_runs):
     return model, split, preprocessed_inputs(model, batches)
 
 
+def experiment_args(root) -> list:
+    """The tool's arguments for the runs under ``root/exp``, its report in ``root/out``."""
+    return ['--runs', str(root / 'exp'), '--out', str(root / 'out'), '--samples', '2',
+            '--recalib-batches', '1', '--splits', 'val', 'train']
+
+
 @pytest.fixture(scope='module')
 def experiment(trained_runs, tmp_path_factory):
     """Both runs laid out as an experiment tool's run dirs (``<method>/s0/result.json`` with the
@@ -79,8 +85,7 @@ def experiment(trained_runs, tmp_path_factory):
         records[method] = dict(run_dir=run_dir, metrics=metrics, predictions=predictions,
                                sha=sha256(run_dir / ('epoch_1.pth' if method == 'netaug'
                                                      else 'epoch_10.pth')))
-    eval_submodels.main(['--runs', str(root / 'exp'), '--out', str(root / 'out'), '--samples',
-                         '2', '--recalib-batches', '1', '--splits', 'val', 'train'])
+    eval_submodels.main(experiment_args(root))
     with open(root / 'out' / 'submodels.json') as f, open(root / 'out' / 'submodels.md') as g:
         return records, json.load(f), g.read()
 
@@ -130,6 +135,17 @@ def test_report_rows_per_method(experiment):
                for s in run['scores'])
     assert '| netaug | random draws (recalibrated BN) |' in text
     assert '| baseline | widest' not in text
+
+
+@pytest.mark.slow
+def test_scored_runs_are_read_back(experiment, capsys):
+    records, report, _ = experiment
+    root = records['netaug']['run_dir'].parents[2]
+    capsys.readouterr()
+    eval_submodels.main(experiment_args(root))
+    assert capsys.readouterr().out.count('scored before, read back') == 2
+    with open(root / 'out' / 'submodels.json') as f:
+        assert json.load(f) == report
 
 
 @pytest.mark.slow

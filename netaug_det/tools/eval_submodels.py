@@ -16,10 +16,13 @@ pipeline on the training images (as the experiment tools' train AP50). ``docs/su
 ``lr_grid``, ``resolution_sweep``: ``.../<method>/s<seed>/`` with ``result.json``), or folders
 holding them, reads each run's config and overrides from its ``result.json`` and its final
 training checkpoint, and adds a table of each method over its seeds (mean ± sd). Writes
-``submodels.md`` and ``submodels.json`` into ``--out``.
+``submodels.md`` and ``submodels.json`` into ``--out``; a run that the ``submodels.json``
+already there scored with the same settings and the same checkpoint (content) is read back, so
+the same command run again as an experiment's runs finish scores only the new ones.
 """
 import argparse
 import glob
+import hashlib
 import json
 import os
 import os.path as osp
@@ -326,29 +329,58 @@ def output_paths(args: argparse.Namespace) -> Dict[str, str]:
     return {ext: osp.join(out, f'submodels.{ext}') for ext in OUT_FILES}
 
 
+def settings_of(args: argparse.Namespace) -> dict:
+    """The settings a report's scores depend on (beyond each run's files)."""
+    return dict(splits=args.splits, seed=args.seed, recalib_batches=args.recalib_batches,
+                draw_mode=args.draw_mode, samples=args.samples)
+
+
+def run_key(run: RunToScore) -> list:
+    """What identifies a scored run: its config, overrides and the checkpoint's content."""
+    with open(run.checkpoint, 'rb') as f:
+        digest = hashlib.file_digest(f, 'sha256').hexdigest()
+    return [run.config, list(run.options), run.checkpoint, digest]
+
+
+def earlier_records(path: str, settings: dict) -> Dict[str, dict]:
+    """The run records of an earlier report at ``path`` made with the same ``settings``, by
+    :func:`run_key` (as json), so that scoring more runs into one ``--out`` reuses them."""
+    if not osp.isfile(path):
+        return {}
+    with open(path) as f:
+        earlier = json.load(f)
+    if earlier.get('settings') != settings:
+        return {}
+    return {json.dumps(record['key']): record for record in earlier['runs'] if 'key' in record}
+
+
 def main(argv: Optional[List[str]] = None) -> None:
-    """Scores the runs and writes the report; a user error ends with ``error: ...``."""
+    """Scores the runs (reusing those an earlier report in ``--out`` scored with the same
+    settings and checkpoint) and writes the report; a user error ends with ``error: ...``."""
     args = parse_args(argv)
     from netaug_det.utils.cli import user_errors
     from netaug_det.utils.outputs import check_outputs
 
+    settings = settings_of(args)
     with user_errors():
         runs = runs_to_score(args)
         paths = output_paths(args)
         check_outputs({f'--out ({ext})': (path, OUT_FILES[ext]) for ext, path in paths.items()},
                       [path for run in runs for path in (run.config, run.checkpoint)])
+        earlier = earlier_records(paths['json'], settings)
         records = []
         for index, run in enumerate(runs):
-            print(f'[{index + 1}/{len(runs)}] {run.run_dir or run.checkpoint}', flush=True)
-            records.append(score_run(run, args))
+            key = run_key(run)
+            done = earlier.get(json.dumps(key))
+            print(f'[{index + 1}/{len(runs)}] {run.run_dir or run.checkpoint}'
+                  + (': scored before, read back' if done else ''), flush=True)
+            records.append(done or dict(score_run(run, args), key=key))
     text = report(records, args)
     os.makedirs(osp.dirname(paths['md']), exist_ok=True)
     with open(paths['md'], 'w') as f:
         f.write(text)
     with open(paths['json'], 'w') as f:
-        json.dump(dict(settings=dict(splits=args.splits, seed=args.seed,
-                                     recalib_batches=args.recalib_batches,
-                                     draw_mode=args.draw_mode), runs=records), f, indent=2)
+        json.dump(dict(settings=settings, runs=records), f, indent=2)
     print(text)
     print(f'written: {paths["md"]}, {paths["json"]}')
 
