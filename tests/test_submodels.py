@@ -77,9 +77,9 @@ def experiment(trained_runs, tmp_path_factory):
         run_dir = root / 'exp' / method / 's0'
         shutil.copytree(trained_runs / method, run_dir)
         metrics, predictions = deployed_scores(trained_runs / 'baseline' / BASELINE_CONFIG,
-                                      run_dir / deployable, run_dir)
-        spec = dict(config=str(run_dir / config), cfg_options=list(KEEP_ALL), train_options=[], seed=0,
-                    splits=['val'])
+                                               run_dir / deployable, run_dir)
+        spec = dict(config=str(run_dir / config), cfg_options=list(KEEP_ALL), train_options=[],
+                    seed=0, splits=['val'])
         with open(run_dir / 'result.json', 'w') as f:
             json.dump(dict(spec=spec, val_ap50=round(100 * metrics['pascal_voc/AP50'], 2)), f)
         records[method] = dict(run_dir=run_dir, metrics=metrics, predictions=predictions,

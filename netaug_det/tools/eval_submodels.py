@@ -157,12 +157,12 @@ def load_model(cfg, config: str, checkpoint: str):
         deployable = 'exported_from' in source.get('meta', {}) or \
             shape_relation(shapes, own) == 'narrower'
         if netaug_modules(model) and deployable:
+            example = osp.join(osp.dirname(checkpoint), 'epoch_N.pth')
             raise ValueError(
                 f'{checkpoint} holds the plain (deployable) base model, not the NetAug '
                 f'supernet of {config}: the augmented models live only in the run\'s training '
-                f'checkpoints. Pass one of them (e.g. {osp.join(osp.dirname(checkpoint), "epoch_N.pth")}, '
-                'the file last_checkpoint names), or score this file alone with the '
-                'baseline config') from None
+                f'checkpoints. Pass one of them (e.g. {example}, the file last_checkpoint '
+                'names), or score this file alone with the baseline config') from None
         raise ValueError(explain_mismatch(checkpoint, model, config)) from None
     return model
 
