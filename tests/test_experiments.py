@@ -9,7 +9,7 @@ import pytest
 
 from conftest import REPO_ROOT
 from netaug_det.tools import compare_runs, lr_grid, run_demo
-from netaug_det.experiments.runs import (RESULT_FILE, RunSpec, _split_options, epoch_options,
+from netaug_det.experiments.runs import (RESULT_FILE, RunSpec, split_options, epoch_options,
                                           run_experiment)
 
 BASELINE = osp.join(REPO_ROOT, 'configs', 'demo', 'yolov3_mbv2_demo.py')
@@ -110,7 +110,7 @@ def test_train_split_of_a_coco_config_is_read_with_its_own_annotations():
     """AP50 on the training images of a COCO-layout config: the test loader reads the train
     annotation file, image folder and root, and CocoMetric its ground truth from the same file."""
     config = osp.join(REPO_ROOT, 'configs', 'demo', 'ssdlite_mbv2_demo.py')
-    options = _split_options(RunSpec(config, config, 'unused', 0, splits=('train', )), 'train')
+    options = split_options(RunSpec(config, config, 'unused', 0, splits=('train', )), 'train')
     assert options == [
         'test_dataloader.dataset.ann_file=annotations/instances_train.json',
         'test_dataloader.dataset.data_root=data/demo/',

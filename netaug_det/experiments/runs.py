@@ -327,7 +327,10 @@ class RunSpec(NamedTuple):
     splits: tuple = ('val', )
 
 
-def _split_options(spec: RunSpec, split: str) -> List[str]:
+def split_options(spec: RunSpec, split: str) -> List[str]:
+    """``KEY=VALUE`` overrides that make the test dataloader and evaluator of ``spec`` read
+    ``split``: none for 'val'; for 'train' the training dataset's annotations and images under
+    the test pipeline (and a ``CocoMetric``'s ground truth)."""
     if split == 'val':
         return []
     if split != 'train':
@@ -549,7 +552,7 @@ def _train_and_test(spec: RunSpec, record: dict, resume: Optional[str], prefix: 
                   val_curve=validation_curve(spec.work_dir, metric_key))
     for split in spec.splits:
         metrics_file = osp.join(spec.work_dir, f'{split}_metrics.json')
-        options = [*spec.cfg_options, *_split_options(spec, split)]
+        options = [*spec.cfg_options, *split_options(spec, split)]
         run_tool('test', [spec.test_config, result['checkpoint'], '--work-dir',
                           osp.join(spec.work_dir, f'test_{split}'), '--metrics-json', metrics_file,
                           *(['--cfg-options', *options] if options else [])],
