@@ -15,7 +15,7 @@ from netaug_det.datasets import DEMO_CLASSES
 from netaug_det.datasets.ood_imagefolder import OOD_CLASSES, generate_ood_imagefolder
 from netaug_det.experiments import transfer
 from netaug_det.experiments.executors import Outcome, default_executor_args
-from netaug_det.tools import run_plan
+from netaug_det.tools import make_ood_imagefolder, run_plan
 
 PLAN = osp.join(REPO_ROOT, 'configs', 'plans', 'transfer_demo.py')
 CONFIGS = osp.join(REPO_ROOT, 'configs', 'transfer')
@@ -56,6 +56,15 @@ def test_ood_imagefolder_is_seeded_balanced_and_in_imagefolder_layout(tmp_path):
         generate_ood_imagefolder(str(tmp_path / 'a'), 24, 12, seed=5, img_size=32)
     with pytest.raises(ValueError, match='at least the 12 classes'):
         generate_ood_imagefolder(str(tmp_path / 'd'), 11, 12)
+
+
+def test_make_ood_imagefolder_tool_writes_the_dataset(tmp_path, capsys):
+    make_ood_imagefolder.main(['--out-dir', str(tmp_path), '--num-train', '12', '--num-val',
+                               '12', '--img-size', '32', '--seed', '1'])
+    assert 'train: 12 images' in capsys.readouterr().out
+    assert len(os.listdir(tmp_path / 'val' / 'heart')) == 1
+    assert generate_ood_imagefolder(str(tmp_path), 12, 12, seed=1, img_size=32)['args'] == dict(
+        num_train=12, num_val=12, seed=1, img_size=32)
 
 
 def _score(run):
