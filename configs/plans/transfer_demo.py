@@ -27,7 +27,8 @@ classifier = dict(
     netaug='configs/transfer/mbv2_cls_netaug_ood.py',
     train_options=schedule(8),
     long_train_options=schedule(24),
-    lr_mults=[1, 2, 4],  # of the config's 0.01, tuned for 40 epochs: shorter schedules favour larger rates
+    # of the config's 0.01, which was tuned for 40 epochs (shorter schedules favour larger rates)
+    lr_mults=[1, 2, 4],
     grid_seeds=[0],
     seeds=[0, 1, 2])
 detection = dict(

@@ -23,7 +23,7 @@ a hierarchical bootstrap interval (both seed levels resampled).
 """
 import functools
 import os.path as osp
-from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
 
 from mmengine.config import Config
 
