@@ -27,15 +27,13 @@ photo datasets would be. Layout under ``out_dir``::
 Every image depends only on ``(seed, split, index)``; the class of image ``index`` is
 ``index % len(OOD_CLASSES)`` (balanced splits).
 """
-import json
-import os
-import os.path as osp
 from typing import Callable, Dict, Tuple
 
 import cv2
 import numpy as np
 
 from .demo_data import SPLITS
+from .demo_imagefolder import made_before, write_image, write_meta
 
 Image = np.ndarray
 Rng = np.random.Generator
@@ -270,13 +268,8 @@ def generate_ood_imagefolder(out_dir: str = 'data/transfer_cls',
     if img_size < 32:
         raise ValueError(f'img_size={img_size} is too small to draw the classes; use 32 or more')
     args = dict(num_train=num_train, num_val=num_val, seed=seed, img_size=img_size)
-    meta_file = osp.join(out_dir, 'meta.json')
-    if osp.isfile(meta_file):
-        with open(meta_file) as f:
-            meta = json.load(f)
-        if meta['args'] != args:
-            raise ValueError(f'{out_dir} holds a dataset made with {meta["args"]}; remove it or '
-                             'choose another output folder')
+    meta = made_before(out_dir, args)
+    if meta is not None:
         return meta
     counts = {}
     for split_index, (split, num_images) in enumerate(zip(SPLITS, (num_train, num_val))):
@@ -285,13 +278,7 @@ def generate_ood_imagefolder(out_dir: str = 'data/transfer_cls',
             label = index % len(OOD_CLASSES)
             image = render_ood_image(np.random.default_rng([seed, split_index, index]), label,
                                      img_size)
-            folder = osp.join(out_dir, split, OOD_CLASSES[label])
-            os.makedirs(folder, exist_ok=True)
-            cv2.imwrite(osp.join(folder, f'{index:06d}.jpg'), image,
-                        [cv2.IMWRITE_JPEG_QUALITY, 92])
+            write_image(out_dir, split, OOD_CLASSES[label], index, image)
             per_class[OOD_CLASSES[label]] += 1
         counts[split] = per_class
-    meta = dict(args=args, classes=list(OOD_CLASSES), splits=counts)
-    with open(meta_file, 'w') as f:
-        json.dump(meta, f, indent=2)
-    return meta
+    return write_meta(out_dir, dict(args=args, classes=list(OOD_CLASSES), splits=counts))
