@@ -79,12 +79,11 @@ def _score(run):
 
 
 def _stand_in_executor(calls):
-    """An ``execute`` that runs nothing: checks that every run's parents come before it and
+    """An ``execute`` that runs nothing: checks that every run's parents are listed and
     returns a made-up result for each."""
     def execute(runs, args, log_dir, work):
         names = [run.name for run in runs]
-        for index, run in enumerate(runs):
-            assert all(names.index(parent) < index for parent in run.after), run.name
+        assert all(parent in names for run in runs for parent in run.after)
         calls.append(names)
         return {run.name: Outcome(dict(val_ap50=_score(run), train_time_s=60.0,
                                        trained=dict(total=8), spec=dict(seed=run.spec.seed)))
@@ -104,8 +103,13 @@ def test_transfer_stages_pick_each_rate_and_start_each_detector_from_its_classif
     assert len(stages.grid) == 6 and all(name.endswith('/s0') for name in calls[0])
     assert stages.picks.classifier == dict(baseline=0.02, netaug=0.02)
     assert stages.picks.detection == dict(baseline=0.016, baseline_long=0.016, netaug=0.008)
-    # stage 2: 3 arms x 3 seeds, then 3 arms x 3 detection rates from classifier seed 0
+    # stage 2: 3 arms x 3 seeds and 3 arms x 3 detection rates from classifier seed 0, each
+    # arm's seed-0 classifier and detection grid first
     assert len(stages.classifiers) == 9 + 9
+    assert calls[1][:5] == ['cls/baseline/lr0.02/s0', 'det/baseline/c0/lr0.008/s0',
+                            'det/baseline/c0/lr0.016/s0', 'det/baseline/c0/lr0.032/s0',
+                            'cls/netaug/lr0.02/s0']
+    assert calls[1][8:10] == ['cls/baseline_long/lr0.02/s0', 'det/baseline_long/c0/lr0.008/s0']
     long_run = next(run for run in stages.classifiers if run.name == 'cls/baseline_long/lr0.02/s1')
     assert 'train_cfg.max_epochs=24' in long_run.spec.train_options
     assert 'optim_wrapper.optimizer.lr=0.02' in long_run.spec.train_options

@@ -8,11 +8,11 @@ same command resumes anywhere; a stage needs the picks of the one before):
 
 1. classifier grid: both classifier configs at every ``lr_mults`` multiple of their own
    learning rate, seeds ``grid_seeds``;
-2. the classifiers at their best learning rate (val top-1) with every seed, the baseline also
-   trained longer (``long_train_options``, at the baseline's best learning rate: the paper's
-   "Baseline (600)" row), and the detection grid: the detector from each pretraining's
-   classifier of seed ``grid_classifier_seed`` at every detection ``lr_mults`` multiple, seeds
-   ``grid_seeds``;
+2. the detection grid: the detector from each pretraining's classifier of seed
+   ``grid_classifier_seed`` at every detection ``lr_mults`` multiple, seeds ``grid_seeds``;
+   then the classifiers at their best learning rate (val top-1) with every seed, the baseline
+   also trained longer (``long_train_options``, at the baseline's best learning rate: the
+   paper's "Baseline (600)" row; its grid classifier comes before its detection grid);
 3. detectors from every classifier seed, each pretraining at its best detection learning rate
    (val AP50), detection seeds ``seeds``, ordered so that the arms stay balanced while it runs.
 
@@ -117,13 +117,19 @@ def classifier_runs(plan: Config, picks: Picks) -> Dict[str, Dict[int, Run]]:
 
 
 def stage_classifiers(plan: Config, picks: Picks) -> List[Run]:
-    """Stage 2: every arm's classifiers, then the detection grid from the grid classifiers."""
+    """Stage 2: each arm's classifier of the grid classifier seed and the detection grid from
+    it, then the other classifier seeds (the detection grid, whose picks stage 3 needs, runs
+    first; the baseline's and NetAug's grid classifiers finished in stage 1)."""
     parents = classifier_runs(plan, picks)
     det = plan.detection
-    grid = [detection_run(plan, arm, parents[arm][det.grid_classifier_seed], lr, seed)
-            for arm in ARMS for lr in lr_grid(config_path(det.config), det.lr_mults)
-            for seed in det.grid_seeds]
-    return [run for arm in ARMS for run in parents[arm].values()] + grid
+    first, rest = [], []
+    for arm in ('baseline', 'netaug', 'baseline_long'):  # grid classifiers finished first
+        parent = parents[arm][det.grid_classifier_seed]
+        first += [parent] + [detection_run(plan, arm, parent, lr, seed)
+                             for lr in lr_grid(config_path(det.config), det.lr_mults)
+                             for seed in det.grid_seeds]
+        rest += [run for run in parents[arm].values() if run is not parent]
+    return first + rest
 
 
 def stage_detectors(plan: Config, picks: Picks) -> List[Run]:
