@@ -218,8 +218,8 @@ def _lr_of(name: str) -> float:
 def grid_table(runs: Sequence[Run], outcomes: Dict[str, Outcome], prefixes: Dict[str, str],
                what: str) -> str:
     """One row per key (classifier method or pretraining arm) and learning rate: the val score
-    of its grid runs, mean ± sd (n); the best learning rate in bold, flagged at the grid's
-    edge."""
+    of its grid runs, mean ± sd (n), and their training time; the best learning rate in bold,
+    flagged at the grid's edge."""
     rows = []
     for key, prefix in prefixes.items():
         lrs = sorted({_lr_of(run.name) for run in runs if run.name.startswith(prefix)})
@@ -231,8 +231,9 @@ def grid_table(runs: Sequence[Run], outcomes: Dict[str, Outcome], prefixes: Dict
             if lr == best:
                 text = f'**{text}**'
                 mark = ' best' + (' (edge of the grid)' if lr in (lrs[0], lrs[-1]) else '')
-            rows.append([key, f'{lr:g}{mark}', text])
-    return markdown_table([what, 'learning rate', 'val score'], rows)
+            results = _results([run for run in runs if _lr_of(run.name) == lr], outcomes, prefix)
+            rows.append([key, f'{lr:g}{mark}', text, _minutes(results)])
+    return markdown_table([what, 'learning rate', 'val score', 'train min/run'], rows)
 
 
 def arm_units(runs: Sequence[Run], outcomes: Dict[str, Outcome], arm: str
