@@ -133,6 +133,12 @@ def test_transfer_stages_pick_each_rate_and_start_each_detector_from_its_classif
     assert 'netaug pretraining beats baseline_long pretraining: +8.0 AP50' in report
     assert 'netaug pretraining beats baseline pretraining: +8.0 AP50' in report
     assert '| netaug | 0.008 | ' in report and 'Runs listed so far: 46, finished: 46.' in report
+    # with one classifier seed finished there is no interval and no verdict
+    partial = {name: outcome for name, outcome in stages.outcomes.items()
+               if '/c1/' not in name and '/c2/' not in name}
+    report = transfer.transfer_report(plan, stages._replace(outcomes=partial))
+    assert 'beats' not in report and 'no interval, no verdict yet' in report
+    assert 'no interval: one classifier seed' in report
 
 
 def test_transfer_collect_stops_at_the_first_unfinished_stage(tmp_path):

@@ -38,6 +38,8 @@ ARMS = ('baseline', 'baseline_long', 'netaug')
 ARM_METHOD = dict(baseline='baseline', baseline_long='baseline', netaug='netaug')
 # the comparisons the report states, (arm, against)
 CONTRASTS = (('netaug', 'baseline_long'), ('netaug', 'baseline'))
+# an interval (and a verdict) needs at least this many classifier seeds in every group
+MIN_CLASSIFIER_SEEDS = 2
 PLAN_KEYS = dict(classifier=('baseline', 'netaug', 'train_options', 'long_train_options',
                              'lr_mults', 'grid_seeds', 'seeds'),
                  detection=('config', 'lr_mults', 'grid_classifier_seed', 'grid_seeds', 'seeds'))
@@ -307,10 +309,12 @@ def detector_table(stages: Stages) -> str:
             rows.append([arm, '–' if lr is None else f'{lr:g}', '–', '–', '–', '–'])
             continue
         values = [v for unit in units.values() for v in unit]
-        low, high = hierarchical_bootstrap_interval({arm: units})
+        interval = 'no interval: one classifier seed'
+        if len(units) >= MIN_CLASSIFIER_SEEDS:
+            interval = '[{:.1f}, {:.1f}]'.format(*hierarchical_bootstrap_interval({arm: units}))
         shape = ' + '.join(str(len(unit)) for unit in units.values())
         rows.append([arm, f'{lr:g}', summarize(values).format(), f'{len(units)}: {shape}',
-                     f'{two_level_mean(units):.1f} [{low:.1f}, {high:.1f}]',
+                     f'{two_level_mean(units):.1f} {interval}',
                      _minutes(_results(stages.detectors, stages.outcomes, f'det/{arm}/'))])
     return markdown_table(['pretraining', 'det lr', 'val AP50, all detectors',
                            'classifier seeds: detectors each', 'two-level mean [95% interval]',
@@ -327,6 +331,10 @@ def contrast_lines(stages: Stages) -> List[str]:
             lines.append(f'- {arm} vs {other}: no finished detectors yet')
             continue
         gap = two_level_mean(groups[arm]) - two_level_mean(groups[other])
+        if min(len(units) for units in groups.values()) < MIN_CLASSIFIER_SEEDS:
+            lines.append(f'- {arm} vs {other}: {gap:+.1f} AP50 so far, from one classifier seed '
+                         'of one of them: no interval, no verdict yet')
+            continue
         low, high = hierarchical_bootstrap_interval(
             groups, lambda means, a=arm, b=other: means[a] - means[b])
         verdict = ('beats' if low > 0 else 'is worse than' if high < 0 else
