@@ -15,7 +15,7 @@ import json
 import os
 import os.path as osp
 from collections import Counter
-from typing import Dict
+from typing import Dict, Optional
 
 import cv2
 import numpy as np
@@ -53,13 +53,8 @@ def generate_demo_imagefolder(out_dir: str = 'data/demo_cls',
                          f'{0.45 * img_size})')
     args = dict(num_train=num_train, num_val=num_val, seed=seed, img_size=img_size,
                 min_object_size=min_object_size)
-    meta_file = osp.join(out_dir, 'meta.json')
-    if osp.isfile(meta_file):
-        with open(meta_file) as f:
-            meta = json.load(f)
-        if meta['args'] != args:
-            raise ValueError(f'{out_dir} holds a dataset made with {meta["args"]}; remove it or '
-                             'choose another output folder')
+    meta = made_before(out_dir, args)
+    if meta is not None:
         return meta
     counts = {}
     for split_index, (split, num_images) in enumerate(zip(SPLITS, (num_train, num_val))):
@@ -72,16 +67,43 @@ def generate_demo_imagefolder(out_dir: str = 'data/demo_cls',
             if not objects:  # the object did not fit: draw the next index
                 continue
             name = DEMO_CLASSES[objects[0][0]]
-            folder = osp.join(out_dir, split, name)
-            os.makedirs(folder, exist_ok=True)
-            cv2.imwrite(osp.join(folder, f'{index - 1:06d}.jpg'), image,
-                        [cv2.IMWRITE_JPEG_QUALITY, 92])
+            write_image(out_dir, split, name, index - 1, image)
             per_class[name] += 1
         missing = sorted(set(DEMO_CLASSES) - set(per_class))
         if missing:
             raise ValueError(f'the {split} split has no image of {missing}; generate more images')
         counts[split] = {name: per_class[name] for name in DEMO_CLASSES}
-    meta = dict(args=args, classes=list(DEMO_CLASSES), splits=counts)
-    with open(meta_file, 'w') as f:
+    return write_meta(out_dir, dict(args=args, classes=list(DEMO_CLASSES), splits=counts))
+
+
+def made_before(out_dir: str, args: dict) -> Optional[dict]:
+    """The ``meta.json`` of a dataset already made in ``out_dir`` with ``args`` (None when
+    there is none).
+
+    Raises:
+        ValueError: when ``out_dir`` holds a dataset made with other arguments.
+    """
+    meta_file = osp.join(out_dir, 'meta.json')
+    if not osp.isfile(meta_file):
+        return None
+    with open(meta_file) as f:
+        meta = json.load(f)
+    if meta['args'] != args:
+        raise ValueError(f'{out_dir} holds a dataset made with {meta["args"]}; remove it or '
+                         'choose another output folder')
+    return meta
+
+
+def write_image(out_dir: str, split: str, name: str, index: int, image: np.ndarray) -> None:
+    """Writes ``image`` as ``out_dir/split/name/<index>.jpg`` (JPEG quality 92)."""
+    folder = osp.join(out_dir, split, name)
+    os.makedirs(folder, exist_ok=True)
+    cv2.imwrite(osp.join(folder, f'{index:06d}.jpg'), image, [cv2.IMWRITE_JPEG_QUALITY, 92])
+
+
+def write_meta(out_dir: str, meta: dict) -> dict:
+    """Writes ``meta`` as ``out_dir/meta.json`` (last, so a dataset with a meta is whole) and
+    returns it."""
+    with open(osp.join(out_dir, 'meta.json'), 'w') as f:
         json.dump(meta, f, indent=2)
     return meta

@@ -169,7 +169,9 @@ def prepare_datasets(plan: Config) -> None:
     """Generates the demo datasets a plan names (``datasets``; kept when already there)."""
     from ..datasets import ensure_demo_dataset
     from ..datasets.demo_imagefolder import generate_demo_imagefolder
-    makers = dict(demo_detection=ensure_demo_dataset, demo_classification=generate_demo_imagefolder)
+    from ..datasets.ood_imagefolder import generate_ood_imagefolder
+    makers = dict(demo_detection=ensure_demo_dataset, demo_classification=generate_demo_imagefolder,
+                  ood_classification=generate_ood_imagefolder)
     for item in plan.get('datasets', []):
         item = dict(item)
         kind = item.pop('type')

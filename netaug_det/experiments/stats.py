@@ -91,6 +91,56 @@ def bootstrap_interval(groups: Dict[Hashable, Sequence[float]],
     return (_percentile(ranked, tail), _percentile(ranked, 1 - tail), undefined)
 
 
+def two_level_mean(units: Dict[Hashable, Sequence[float]]) -> float:
+    """The mean over outer units (e.g. classifier seeds) of each unit's mean over its inner
+    values (e.g. the detection seeds trained from it); units without values are left out."""
+    means = [statistics.fmean(values) for values in units.values() if values]
+    if not means:
+        raise ValueError('two_level_mean needs at least one unit with a value')
+    return statistics.fmean(means)
+
+
+def hierarchical_bootstrap_interval(
+        groups: Dict[Hashable, Dict[Hashable, Sequence[float]]],
+        statistic: Optional[Callable[[Dict[Hashable, float]], float]] = None,
+        confidence: float = 0.95, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0
+) -> Tuple[float, float]:
+    """A percentile bootstrap interval over two seed levels (a hierarchical bootstrap).
+
+    ``groups`` maps each group (e.g. a pretraining method) to its outer units (e.g. classifier
+    seeds), each holding its inner values (e.g. the AP50 of the detection seeds trained from
+    that classifier). Each bootstrap sample redraws, independently in every group, as many
+    outer units as the group has, with replacement, then within every drawn unit as many inner
+    values as it has, with replacement, and takes the group's :func:`two_level_mean` of the
+    redrawn values; ``statistic`` maps these group means to the figure of interest (default:
+    the mean of the only group; e.g. ``lambda m: m['netaug'] - m['baseline']``). Resampling
+    only the inner level would ignore how much the classifiers themselves differ.
+
+    Returns:
+        (low, high): the ``confidence`` percentile interval.
+    """
+    groups = {key: {unit: list(values) for unit, values in units.items() if values}
+              for key, units in groups.items()}
+    if any(not units for units in groups.values()):
+        raise ValueError('hierarchical_bootstrap_interval: every group needs a unit with values')
+    if statistic is None:
+        if len(groups) != 1:
+            raise ValueError('give a statistic for more than one group')
+        statistic = lambda means: next(iter(means.values()))  # noqa: E731
+    rng = random.Random(seed)
+    results = []
+    for _ in range(samples):
+        means = {}
+        for key, units in groups.items():
+            drawn = rng.choices(list(units.values()), k=len(units))
+            means[key] = statistics.fmean(
+                statistics.fmean(rng.choices(values, k=len(values))) for values in drawn)
+        results.append(statistic(means))
+    results.sort()
+    tail = (1 - confidence) / 2
+    return _percentile(results, tail), _percentile(results, 1 - tail)
+
+
 def _percentile(ordered: List[Optional[float]], fraction: float) -> Optional[float]:
     """Linear-interpolation percentile of sorted values (numpy's default method); None when it
     falls on or next to a None, which sorts below every value."""

@@ -10,10 +10,14 @@ run (locally or on SLURM, parents first; rerunning after an interruption continu
 stopped), and the report (Table 4's detection AP50 and Figure 5's AP50 vs MACs with the
 iso-AP50 MAC reduction, beside the paper's figures, and the recorded cost) is printed and
 written to ``WORK_DIR/plan_report.md``. ``--collect`` only reports the runs that finished.
-Documentation: docs/scaling.md.
+Documentation: docs/scaling.md. A plan with ``type = 'transfer'`` (``configs/plans/
+transfer_demo.py``) is the staged transfer experiment of docs/transfer.md instead
+(:mod:`netaug_det.experiments.transfer`; its report: ``WORK_DIR/transfer_report.md``).
 """
 import argparse
 from typing import List, Optional
+
+from mmengine.config import Config
 
 from netaug_det.experiments.executors import add_executor_args
 
@@ -33,7 +37,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
-    import os
     import os.path as osp
 
     from netaug_det.experiments.executors import Outcome, execute
@@ -41,6 +44,9 @@ def main(argv: Optional[List[str]] = None) -> None:
                                              prepare_datasets, report)
     from netaug_det.experiments.runs import finished_result
 
+    if Config.fromfile(args.plan).get('type') == 'transfer':
+        run_transfer_plan(args)
+        return
     plan = load_plan(args.plan)
     if args.work_dir:
         plan.work_dir = args.work_dir
@@ -54,8 +60,14 @@ def main(argv: Optional[List[str]] = None) -> None:
         prepare_datasets(plan)
         outcomes = execute([item.run for item in planned], args, plan.work_dir)
     text = report(plan, planned, outcomes)
-    os.makedirs(plan.work_dir, exist_ok=True)
-    path = osp.join(plan.work_dir, 'plan_report.md')
+    finish(outcomes, text, osp.join(plan.work_dir, 'plan_report.md'))
+
+
+def finish(outcomes: dict, text: str, path: str) -> None:
+    """Writes and prints the report; exits with an error when a run failed."""
+    import os
+    import os.path as osp
+    os.makedirs(osp.dirname(path), exist_ok=True)
     with open(path, 'w') as f:
         f.write(text)
     print(text)
@@ -63,6 +75,30 @@ def main(argv: Optional[List[str]] = None) -> None:
     if any(outcome.error for outcome in outcomes.values()):
         raise SystemExit('some runs failed (listed above); fix them and run the same command '
                          'again: finished runs are not run again')
+
+
+def run_transfer_plan(args: argparse.Namespace) -> None:
+    """The transfer plan's stages (docs/transfer.md): ``--dry-run`` lists the first stage."""
+    import os.path as osp
+
+    from netaug_det.experiments.plan import prepare_datasets, train_command
+    from netaug_det.experiments.transfer import (check_transfer_plan, run_transfer, stage_grid,
+                                                 transfer_report)
+    plan = Config.fromfile(args.plan)
+    check_transfer_plan(plan, args.plan)
+    if args.work_dir:
+        plan.work_dir = args.work_dir
+    if args.dry_run:
+        for run in stage_grid(plan):
+            print(f'[{run.name}]\n    {train_command(run)}')
+        print('then: the classifiers at their best learning rate, the longer baseline and the '
+              'detection grid; then the detectors from every classifier (docs/transfer.md)')
+        return
+    if not args.collect:
+        prepare_datasets(plan)
+    stages = run_transfer(plan, args, collect=args.collect)
+    finish(stages.outcomes, transfer_report(plan, stages),
+           osp.join(plan.work_dir, 'transfer_report.md'))
 
 
 if __name__ == '__main__':
