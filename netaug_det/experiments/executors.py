@@ -27,7 +27,7 @@ import sys
 import time
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
 
-from .launch import PACKAGE_PARENT, fork_from_this_process
+from .launch import PACKAGE_PARENT
 from .runs import RESULT_FILE, RunSpec, _write_json, finished_result, run_experiment
 
 EXECUTORS = ('local', 'slurm')
@@ -140,9 +140,7 @@ def device_name(gpus: int) -> str:
 def execute_run(run: Run, gpus: int, nodes: int, threads: int) -> Optional[dict]:
     """The job of one run (in the executor's process): :func:`run_experiment` under the
     launcher its GPUs need, then its accounting added to ``result.json``. On a several-node
-    SLURM job only the first task runs it (the others return None). The tools' children are
-    forked from this job process (:func:`~netaug_det.experiments.launch.fork_from_this_process`)."""
-    fork_from_this_process()
+    SLURM job only the first task runs it (the others return None)."""
     launcher = torchrun_launcher(gpus, nodes)
     if nodes > 1:
         from submitit import JobEnvironment

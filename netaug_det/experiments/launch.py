@@ -3,13 +3,11 @@
 An experiment runs its train and test tools in child processes, so that each run starts from a
 clean process (its own seeds, registries, loggers and memory peak). Importing torch, mmcv, mmdet
 and netaug_det takes a child about 4-8 s, longer than a tiny test run itself, so by default the
-children are forked from a process that has imported the tools and never ran torch on more than
-one thread (a fork of a process whose OpenMP threads have run can hang): the executors' job
-process, which declares itself so (:func:`fork_from_this_process`), else a *warm* server process
-(:mod:`multiprocessing`'s ``forkserver``) that imported the tools once. Each child then runs
-``main(args)`` of its tool with the environment and working directory a fresh ``python -m``
-would have, its output in a pipe, and exits; the results are the same (tested bit for bit
-against fresh processes).
+children are forked from a *warm* server process (:mod:`multiprocessing`'s ``forkserver``) that
+imported the tools once, and never ran a tensor operation (a fork of a process whose OpenMP pool
+is running can hang). Each child then runs ``main(args)`` of its tool with the environment a
+fresh ``python -m`` would have, its output in a pipe, and exits; the results are the same (tested
+bit for bit against fresh processes).
 
 ``NETAUG_DET_TOOL_START=subprocess`` starts a fresh interpreter per tool instead (``python -m
 netaug_det.tools.<tool>``), as a distributed ``launcher`` (torchrun) always does.
@@ -35,21 +33,6 @@ START_METHODS = ('forkserver', 'subprocess')
 PRELOAD = ('netaug_det.tools.train', 'netaug_det.tools.test', 'mmengine.runner',
            'mmdet.datasets', 'mmdet.engine', 'mmdet.evaluation', 'mmdet.models',
            'mmdet.visualization', 'netaug_det.models', 'netaug_det.engine')
-
-
-_fork_safe = False  # see fork_from_this_process()
-
-
-def fork_from_this_process() -> None:
-    """Makes this process the one tool children are forked from: torch runs on one thread in it
-    from now on, and it imports what the tools import. Call it before this process runs any
-    tensor operation (the executors' job processes call it first)."""
-    import torch
-    global _fork_safe
-    torch.set_num_threads(1)
-    for module in PRELOAD:
-        importlib.import_module(module)
-    _fork_safe = True
 
 
 def tool_command(tool: str, args: Sequence[str], launcher: Sequence[str] = ()) -> List[str]:
@@ -129,10 +112,9 @@ def _run_subprocess(command: List[str], env: Dict[str, str], log, tail: deque,
 
 def _run_forked(tool: str, args: Sequence[str], env: Dict[str, str], log, tail: deque,
                 prefix: str) -> tuple:
-    """Runs the tool in a forked child (see the module docstring); returns its exit code and
-    peak memory (KiB; as reported by the child, 0 if it died before reporting)."""
-    context = multiprocessing.get_context('fork') if _fork_safe else _warm_context(
-        env['PYTHONPATH'])
+    """Runs the tool in a child of the warm server; returns its exit code and peak memory
+    (KiB; as reported by the child, 0 if it died before reporting)."""
+    context = _warm_context(env['PYTHONPATH'])
     output_read, output_write = context.Pipe(duplex=False)
     report_read, report_write = context.Pipe(duplex=False)
     child = context.Process(target=_tool_child, name=f'netaug_det.tools.{tool}',
