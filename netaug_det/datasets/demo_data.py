@@ -311,15 +311,22 @@ def generate_demo_dataset(out_dir: str = 'data/demo',
     return meta
 
 
+def read_demo_meta(out_dir: str) -> Optional[dict]:
+    """The ``meta.json`` of the demo dataset in ``out_dir``, None when there is none."""
+    meta_file = osp.join(out_dir, 'meta.json')
+    if not osp.isfile(meta_file):
+        return None
+    with open(meta_file) as f:
+        return json.load(f)
+
+
 def ensure_demo_dataset(out_dir: str = 'data/demo', **kwargs) -> Dict[str, dict]:
     """Generates the demo dataset unless ``out_dir`` already holds one made with these arguments.
 
     ``kwargs`` are those of :func:`generate_demo_dataset`; returns its ``meta.json`` content.
     """
-    meta_file = osp.join(out_dir, 'meta.json')
-    if osp.isfile(meta_file):
-        with open(meta_file) as f:
-            meta = json.load(f)
+    meta = read_demo_meta(out_dir)
+    if meta is not None:
         wanted = inspect.signature(generate_demo_dataset).bind(out_dir, **kwargs)
         wanted.apply_defaults()
         wanted = dict(wanted.arguments, img_size=list(wanted.arguments['img_size']))
