@@ -246,7 +246,7 @@ def test_run_demo_takes_the_real_configs_without_touching_their_data(monkeypatch
         raise AssertionError('the demo data was generated')
 
     monkeypatch.setattr(compare, 'run_methods', runs)
-    monkeypatch.setattr('netaug_det.datasets.ensure_demo_dataset', no_demo_data)
+    monkeypatch.setattr('netaug_det.datasets.demo_dataset_at', no_demo_data)
     configs = [osp.join(REPO_ROOT, 'configs', 'real', f'yolov3_mbv2{n}_neon_trees.py')
                for n in ('', '_netaug')]
     with pytest.raises(Stop):

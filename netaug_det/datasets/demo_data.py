@@ -334,3 +334,9 @@ def ensure_demo_dataset(out_dir: str = 'data/demo', **kwargs) -> Dict[str, dict]
         if meta['args'] == wanted:
             return meta
     return generate_demo_dataset(out_dir, **kwargs)
+
+
+def demo_dataset_at(out_dir: str) -> Dict[str, dict]:
+    """The demo dataset a tool was pointed at: the one in ``out_dir`` as it is (whatever its
+    arguments: never generated again over it), else a new one with the defaults; its meta."""
+    return read_demo_meta(out_dir) or generate_demo_dataset(out_dir)

@@ -50,7 +50,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     import os
     import os.path as osp
 
-    from netaug_det.datasets import ensure_demo_dataset
+    from netaug_det.datasets import demo_dataset_at
     from netaug_det.experiments.compare import Method, run_methods, write_comparison
     from netaug_det.experiments.executors import Run, run_many
     from netaug_det.experiments.runs import RunSpec, load_merged
@@ -59,7 +59,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     os.environ.setdefault('OMP_NUM_THREADS', '1')
     demo = 'configs/demo/'
     baseline = project_path(demo + BASELINE)
-    ensure_demo_dataset(load_merged(baseline, args.cfg_options).data_root)
+    demo_dataset_at(load_merged(baseline, args.cfg_options).data_root)
     teacher, = run_many([Run('teacher', RunSpec(
         project_path(demo + TEACHER), project_path(demo + TEACHER),
         osp.join(args.work_dir, 'teacher'), 0, tuple(args.cfg_options)))], args, args.work_dir)

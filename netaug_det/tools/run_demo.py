@@ -57,7 +57,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     import os.path as osp
     import time
 
-    from netaug_det.datasets import ensure_demo_dataset, read_demo_meta
+    from netaug_det.datasets import demo_dataset_at
     from netaug_det.experiments.compare import Method, MethodResult, run_methods, write_comparison
     from netaug_det.models.builders import build_detector
     from netaug_det.analysis.complexity import get_detector_complexity
@@ -70,9 +70,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     demo = args.configs == [BASELINE_CONFIG, NETAUG_CONFIG]
     baseline, netaug = map(project_path, args.configs) if demo else args.configs
     cfg = load_merged(baseline, args.cfg_options)
-    if demo:  # a demo dataset already there is used as it is, never made again over it
-        meta = read_demo_meta(cfg.data_root) or ensure_demo_dataset(cfg.data_root)
-        print(f"[demo] data in {cfg.data_root}: {meta['splits']}", flush=True)
+    if demo:
+        data = demo_dataset_at(cfg.data_root)['splits']
+        print(f'[demo] data in {cfg.data_root}: {data}', flush=True)
     methods = [Method('baseline', baseline), Method('netaug', netaug)]
     results = run_methods(methods, baseline, args.seeds, args.work_dir, args.cfg_options,
                           ('val', 'train'), executor=args)
