@@ -8,7 +8,7 @@ import matplotlib.image
 import pytest
 
 from conftest import REPO_ROOT
-from netaug_det.datasets import read_demo_meta
+from netaug_det.datasets import read_dataset_meta
 from netaug_det.tools import compare_runs, lr_grid, run_demo
 from netaug_det.experiments.runs import (RESULT_FILE, RunSpec, split_options, epoch_options,
                                           run_experiment)
@@ -42,7 +42,7 @@ def test_main_job_over_two_seeds_then_cached_comparison(tmp_path, tiny_options, 
     printed = capsys.readouterr().out
     # the demo dataset it was given is used as it is, not made again at the default size
     assert f"[demo] data in {demo_data}: {{'train': {{'images': 4," in printed
-    assert read_demo_meta(demo_data)['args']['num_train'] == 4
+    assert read_dataset_meta(demo_data)['args']['num_train'] == 4
     assert '2 seed(s) [0, 1]' in printed and 'baseline AdamW lr=0.016' in printed
     assert 'netaug AdamW lr=0.004' in printed
     with open(osp.join(work_dir, 'comparison.json')) as f:

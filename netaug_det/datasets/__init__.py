@@ -1,12 +1,12 @@
 from .demo_data import (DEMO_CLASSES, demo_dataset_at, ensure_demo_dataset, generate_demo_dataset,
-                        read_demo_meta)
+                        read_dataset_meta)
 from .demo_imagefolder import generate_demo_imagefolder
 from .imagefolder import (ImageFolderDataset, LoadPILImage, PackClsInputs, ResizeCenterCrop,
                           TopKAccuracy, TorchVision)
 
 __all__ = [
     'DEMO_CLASSES', 'demo_dataset_at', 'ensure_demo_dataset', 'generate_demo_dataset',
-    'read_demo_meta', 'generate_demo_imagefolder',
+    'read_dataset_meta', 'generate_demo_imagefolder',
     'ImageFolderDataset', 'LoadPILImage', 'PackClsInputs', 'ResizeCenterCrop', 'TopKAccuracy',
     'TorchVision'
 ]

@@ -311,8 +311,9 @@ def generate_demo_dataset(out_dir: str = 'data/demo',
     return meta
 
 
-def read_demo_meta(out_dir: str) -> Optional[dict]:
-    """The ``meta.json`` of the demo dataset in ``out_dir``, None when there is none."""
+def read_dataset_meta(out_dir: str) -> Optional[dict]:
+    """The ``meta.json`` of the generated dataset in ``out_dir`` (the demo detection data or a
+    generated classification set), None when there is none."""
     meta_file = osp.join(out_dir, 'meta.json')
     if not osp.isfile(meta_file):
         return None
@@ -325,7 +326,7 @@ def ensure_demo_dataset(out_dir: str = 'data/demo', **kwargs) -> Dict[str, dict]
 
     ``kwargs`` are those of :func:`generate_demo_dataset`; returns its ``meta.json`` content.
     """
-    meta = read_demo_meta(out_dir)
+    meta = read_dataset_meta(out_dir)
     if meta is not None:
         wanted = inspect.signature(generate_demo_dataset).bind(out_dir, **kwargs)
         wanted.apply_defaults()
@@ -339,4 +340,4 @@ def ensure_demo_dataset(out_dir: str = 'data/demo', **kwargs) -> Dict[str, dict]
 def demo_dataset_at(out_dir: str) -> Dict[str, dict]:
     """The demo dataset a tool was pointed at: the one in ``out_dir`` as it is (whatever its
     arguments: never generated again over it), else a new one with the defaults; its meta."""
-    return read_demo_meta(out_dir) or generate_demo_dataset(out_dir)
+    return read_dataset_meta(out_dir) or generate_demo_dataset(out_dir)

@@ -20,7 +20,7 @@ from typing import Dict, Optional
 import cv2
 import numpy as np
 
-from .demo_data import DEMO_CLASSES, SPLITS, render_image
+from .demo_data import DEMO_CLASSES, SPLITS, read_dataset_meta, render_image
 
 
 def generate_demo_imagefolder(out_dir: str = 'data/demo_cls',
@@ -83,12 +83,8 @@ def made_before(out_dir: str, args: dict) -> Optional[dict]:
     Raises:
         ValueError: when ``out_dir`` holds a dataset made with other arguments.
     """
-    meta_file = osp.join(out_dir, 'meta.json')
-    if not osp.isfile(meta_file):
-        return None
-    with open(meta_file) as f:
-        meta = json.load(f)
-    if meta['args'] != args:
+    meta = read_dataset_meta(out_dir)
+    if meta is not None and meta['args'] != args:
         raise ValueError(f'{out_dir} holds a dataset made with {meta["args"]}; remove it or '
                          'choose another output folder')
     return meta
