@@ -26,7 +26,9 @@ from collections import deque
 from multiprocessing.connection import Connection
 from typing import Dict, Iterator, List, Optional, Sequence
 
-PACKAGE_PARENT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from ..utils.paths import PACKAGE_DIR
+
+PACKAGE_PARENT = osp.dirname(PACKAGE_DIR)  # what child processes put on PYTHONPATH
 START_ENV = 'NETAUG_DET_TOOL_START'
 START_METHODS = ('forkserver', 'subprocess')
 # what a tool's main imports; the server imports it once, every child inherits it
