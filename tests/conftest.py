@@ -61,12 +61,10 @@ def _forget_mmengine_instances():
                 logger.removeHandler(handler)
     before = {cls: set(cls._instance_dict) for cls in _mmengine_managers()}
     yield
+    from netaug_det.utils.cli import forget_instance
     for cls in _mmengine_managers():
         for name in set(cls._instance_dict) - before.get(cls, set()):
-            instance = cls._instance_dict.pop(name)
-            for handler in getattr(instance, 'handlers', []):
-                if isinstance(handler, logging.FileHandler):
-                    handler.close()
+            forget_instance(cls._instance_dict[name])
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups

@@ -97,14 +97,19 @@ def user_errors() -> Iterator[None]:
         raise exit_ from error
 
 
+def forget_instance(instance) -> None:
+    """Closes and removes the log files of an mmengine instance kept by name (a logger; a
+    visualizer has none) and forgets it, so that no later runner reuses it."""
+    for handler in list(getattr(instance, 'handlers', [])):
+        if isinstance(handler, logging.FileHandler):
+            handler.close()
+            instance.removeHandler(handler)
+    type(instance)._instance_dict.pop(instance.instance_name, None)
+
 
 def release_runner(runner) -> None:
     """Closes ``runner``'s log file and forgets its logger and visualizer: mmengine keeps both
     for the process by name, so a later runner would reuse them and write into this run's work
     dir (a deleted temporary one, say)."""
-    for handler in list(runner.logger.handlers):
-        if isinstance(handler, logging.FileHandler):
-            handler.close()
-            runner.logger.removeHandler(handler)
     for instance in (runner.logger, runner.visualizer):
-        type(instance)._instance_dict.pop(instance.instance_name, None)
+        forget_instance(instance)
