@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import os.path as osp
+from statistics import fmean
 from typing import Dict, List, NamedTuple, Optional, Sequence
 
 DEFAULT_SAMPLES = 5
@@ -248,11 +249,6 @@ def row_kinds(record: dict) -> Dict[str, List[dict]]:
     return kinds
 
 
-def mean(values: Sequence[float]) -> float:
-    """The arithmetic mean of ``values``."""
-    return sum(values) / len(values)
-
-
 def run_table(record: dict, splits: Sequence[str]) -> str:
     """The markdown table of one run: every sub-model, and the mean of the random draws."""
     from netaug_det.experiments.stats import markdown_table
@@ -262,8 +258,8 @@ def run_table(record: dict, splits: Sequence[str]) -> str:
     draws = row_kinds(record).get('random draws (recalibrated BN)', [])
     if draws:
         rows.append([f'random, mean of {len(draws)}', 'recalibrated',
-                     f'{mean([d["width"] for d in draws]):.2f}',
-                     *[f'{mean([d["ap50"][split] for d in draws]):.1f}' for split in splits]])
+                     f'{fmean([d["width"] for d in draws]):.2f}',
+                     *[f'{fmean([d["ap50"][split] for d in draws]):.1f}' for split in splits]])
     return markdown_table(['model', 'BN statistics', 'width', *[f'{s} AP50' for s in splits]],
                           rows)
 
@@ -278,7 +274,7 @@ def summary_table(records: Sequence[dict], splits: Sequence[str]) -> str:
         for kind, scores in row_kinds(record).items():
             cell = cells.setdefault((record['label'], kind), {split: [] for split in splits})
             for split in splits:
-                cell[split].append(mean([score['ap50'][split] for score in scores]))
+                cell[split].append(fmean([score['ap50'][split] for score in scores]))
     rows = [[label, kind, *[summarize(values[split]).format() for split in splits]]
             for (label, kind), values in cells.items()]
     return markdown_table(['method', 'model', *[f'{s} AP50' for s in splits]], rows)
