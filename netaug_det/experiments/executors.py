@@ -27,12 +27,13 @@ import sys
 import time
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
 
-from .launch import PACKAGE_PARENT
+from .launch import PACKAGE_PARENT, fork_from_this_process
 from .runs import RESULT_FILE, RunSpec, _write_json, finished_result, run_experiment
 
 EXECUTORS = ('local', 'slurm')
 ACTIVE_STATES = ('PENDING', 'RUNNING', 'REQUEUED', 'COMPLETING', 'CONFIGURING', 'SUSPENDED')
-POLL_S = 2.0
+# seconds between looks at the running jobs: a local look is a process poll and a file read
+POLL_S = dict(local=0.25, slurm=2.0)
 
 
 class Run(NamedTuple):
@@ -140,7 +141,9 @@ def device_name(gpus: int) -> str:
 def execute_run(run: Run, gpus: int, nodes: int, threads: int) -> Optional[dict]:
     """The job of one run (in the executor's process): :func:`run_experiment` under the
     launcher its GPUs need, then its accounting added to ``result.json``. On a several-node
-    SLURM job only the first task runs it (the others return None)."""
+    SLURM job only the first task runs it (the others return None). The tools' children are
+    forked from this job process (:func:`~netaug_det.experiments.launch.fork_from_this_process`)."""
+    fork_from_this_process()
     launcher = torchrun_launcher(gpus, nodes)
     if nodes > 1:
         from submitit import JobEnvironment
@@ -341,7 +344,7 @@ class _Scheduler:
                     self.slots.pop(name, None)
                     self.finish(name)
             if len(self.outcomes) < len(self.runs):
-                time.sleep(POLL_S)
+                time.sleep(POLL_S[self.args.executor])
         return {name: self.outcomes[name] for name in self.runs}
 
 

@@ -3,11 +3,13 @@
 An experiment runs its train and test tools in child processes, so that each run starts from a
 clean process (its own seeds, registries, loggers and memory peak). Importing torch, mmcv, mmdet
 and netaug_det takes a child about 4-8 s, longer than a tiny test run itself, so by default the
-children are forked from a *warm* server process (:mod:`multiprocessing`'s ``forkserver``) that
-imported the tools once, and never ran a tensor operation (a fork of a process whose OpenMP pool
-is running can hang). Each child then runs ``main(args)`` of its tool with the environment a
-fresh ``python -m`` would have, its output in a pipe, and exits; the results are the same (tested
-bit for bit against fresh processes).
+children are forked from a process that has imported the tools and never ran torch on more than
+one thread (a fork of a process whose OpenMP threads have run can hang): the executors' job
+process, which declares itself so (:func:`fork_from_this_process`), else a *warm* server process
+(:mod:`multiprocessing`'s ``forkserver``) that imported the tools once. Each child then runs
+``main(args)`` of its tool with the environment and working directory a fresh ``python -m``
+would have, its output in a pipe, and exits; the results are the same (tested bit for bit
+against fresh processes).
 
 ``NETAUG_DET_TOOL_START=subprocess`` starts a fresh interpreter per tool instead (``python -m
 netaug_det.tools.<tool>``), as a distributed ``launcher`` (torchrun) always does.
@@ -20,6 +22,7 @@ import multiprocessing.forkserver
 import os
 import os.path as osp
 import resource
+import signal
 import subprocess
 import sys
 from collections import deque
@@ -35,6 +38,22 @@ START_METHODS = ('forkserver', 'subprocess')
 PRELOAD = ('netaug_det.tools.train', 'netaug_det.tools.test', 'mmengine.runner',
            'mmdet.datasets', 'mmdet.engine', 'mmdet.evaluation', 'mmdet.models',
            'mmdet.visualization', 'netaug_det.models', 'netaug_det.engine')
+
+
+_fork_safe = False  # see fork_from_this_process()
+
+
+def fork_from_this_process() -> None:
+    """Makes this process the one tool children are forked from, instead of a warm server: torch
+    runs on one thread in it from now on, and it imports what the tools import. Call it before
+    this process runs any tensor operation or touches CUDA (the executors' job processes call it
+    first: each is a fresh process for one run, whose own work is reading files)."""
+    import torch
+    global _fork_safe
+    torch.set_num_threads(1)
+    for module in PRELOAD:
+        importlib.import_module(module)
+    _fork_safe = True
 
 
 def tool_command(tool: str, args: Sequence[str], launcher: Sequence[str] = ()) -> List[str]:
@@ -114,14 +133,17 @@ def _run_subprocess(command: List[str], env: Dict[str, str], log, tail: deque,
 
 def _run_forked(tool: str, args: Sequence[str], env: Dict[str, str], log, tail: deque,
                 prefix: str) -> tuple:
-    """Runs the tool in a child of the warm server; returns its exit code and peak memory
-    (KiB; as reported by the child, 0 if it died before reporting)."""
-    context = _warm_context(env['PYTHONPATH'])
+    """Runs the tool in a forked child (see the module docstring); returns its exit code and
+    peak memory (KiB; as reported by the child, 0 if it died before reporting)."""
+    context = multiprocessing.get_context('fork') if _fork_safe else _warm_context(
+        env['PYTHONPATH'])
     output_read, output_write = context.Pipe(duplex=False)
     report_read, report_write = context.Pipe(duplex=False)
     child = context.Process(target=_tool_child, name=f'netaug_det.tools.{tool}',
                             args=(tool, list(args), env, os.getcwd(), output_write,
                                   report_write))
+    sys.stdout.flush()  # a forked child would write what this process has not written yet
+    sys.stderr.flush()
     try:
         child.start()
         output_write.close()
@@ -164,11 +186,24 @@ def _environment(**variables: str) -> Iterator[None]:
                 os.environ[name] = value
 
 
+def _signal_handlers_as_after_exec() -> None:
+    """Sets this process's signal handlers as ``exec`` of a fresh interpreter would: a signal
+    caught by a Python handler is back to its default (SIGINT: ``KeyboardInterrupt``), an
+    ignored one stays ignored. A job process of submitit catches SIGTERM to log and ignore it;
+    a tool child keeping that handler outlives ``terminate()``, and a ``multiprocessing.Pool``
+    it starts (mmdet's VOC metric does) waits forever for its workers to end."""
+    for number in signal.valid_signals():
+        if callable(signal.getsignal(number)):
+            signal.signal(number,
+                          signal.default_int_handler if number == signal.SIGINT else signal.SIG_DFL)
+
+
 def _tool_child(tool: str, args: List[str], env: Dict[str, str], cwd: str, output: Connection,
                 report: Connection) -> None:
-    """A forked child: the environment, working directory and output of a fresh ``python -m
-    netaug_det.tools.<tool> args`` started by the parent now, then the tool's ``main(args)``;
-    its peak memory is sent to ``report`` however it ends."""
+    """A forked child: the environment, working directory, signal handlers and output of a fresh
+    ``python -m netaug_det.tools.<tool> args`` started by the parent now, then the tool's
+    ``main(args)``; its peak memory is sent to ``report`` however it ends."""
+    _signal_handlers_as_after_exec()
     os.chdir(cwd)
     os.dup2(output.fileno(), 1)
     os.dup2(output.fileno(), 2)
