@@ -113,11 +113,16 @@ def test_transfer_stages_pick_each_rate_and_start_each_detector_from_its_classif
     long_run = next(run for run in stages.classifiers if run.name == 'cls/baseline_long/lr0.02/s1')
     assert 'train_cfg.max_epochs=24' in long_run.spec.train_options
     assert 'optim_wrapper.optimizer.lr=0.02' in long_run.spec.train_options
-    # stage 3: every classifier seed x every detection seed x every arm, at the picked rates
-    assert len(stages.detectors) == 3 * 3 * 3
+    # stage 3: every classifier seed x every detection seed x every arm, at the picked rates,
+    # and random init at its config's rate, detection seed by detection seed
+    assert len(stages.detectors) == 3 * 3 * 3 + 3
     assert calls[2][9:12] == ['det/baseline/c0/lr0.016/s0', 'det/baseline_long/c0/lr0.016/s0',
                               'det/netaug/c0/lr0.008/s0']
-    checkpoints = {run.name: run.spec.train_options[0] for run in stages.detectors}
+    assert calls[2][17:19] == ['det/netaug/c2/lr0.008/s0', 'det/scratch/lr0.016/s0']
+    scratch = next(run for run in stages.detectors if run.name == 'det/scratch/lr0.016/s2')
+    assert scratch.after == () and scratch.spec.train_options == () and scratch.spec.seed == 2
+    checkpoints = {run.name: run.spec.train_options[0] for run in stages.detectors
+                   if '/scratch/' not in run.name}
     work = str(tmp_path)
     assert checkpoints['det/netaug/c2/lr0.008/s1'] == \
         f'backbone_checkpoint={work}/cls/netaug/lr0.02/s2/deploy.pth'
@@ -127,12 +132,25 @@ def test_transfer_stages_pick_each_rate_and_start_each_detector_from_its_classif
         f'backbone_checkpoint={work}/cls/baseline_long/lr0.02/s0/epoch_24.pth'
     for run in stages.detectors:
         _, arm, cls_seed = run.name.split('/')[:3]
+        if arm == 'scratch':
+            continue
         assert run.after == (f'cls/{arm}/lr0.02/s{cls_seed[1:]}', )
     report = transfer.transfer_report(plan, stages)
     # NetAug's detectors are 8 higher than either baseline's (same seeds): resolved
     assert 'netaug pretraining beats baseline_long pretraining: +8.0 AP50' in report
     assert 'netaug pretraining beats baseline pretraining: +8.0 AP50' in report
-    assert '| netaug | 0.008 | ' in report and 'Runs listed so far: 46, finished: 46.' in report
+    assert '| netaug | 0.008 | ' in report and 'Runs listed so far: 49, finished: 49.' in report
+    # random init scores as the baseline's detectors here: NetAug beats it, the baseline does not
+    assert '| scratch | 0.016 | 51.0 ± 1.0 (3) | none: 3 | 51.0 [50.0, 52.0] |' in report
+    assert 'netaug pretraining beats random initialisation: +8.0 AP50' in report
+    assert 'baseline pretraining is not resolved from random initialisation: +0.0 AP50' in report
+    # a plan without scratch: no random-init runs, rows or contrasts
+    plan.detection.scratch = False
+    assert not any('scratch' in run.name
+                   for run in transfer.stage_detectors(plan, stages.picks))
+    report = transfer.transfer_report(plan, stages)
+    assert 'scratch' not in report and 'random initialisation' not in report
+    plan.detection.scratch = True
     # with one classifier seed finished there is no interval and no verdict
     partial = {name: outcome for name, outcome in stages.outcomes.items()
                if '/c1/' not in name and '/c2/' not in name}

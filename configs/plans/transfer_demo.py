@@ -3,7 +3,8 @@
 # the detection demo's) -> MobileNetV2-w0.35 classifiers without and with NetAug, each at its
 # tuned learning rate, 3 seeds, plus the baseline trained 3x longer (NetAug's training time) ->
 # plain demo detectors (configs/demo/yolov3_mbv2_demo.py, its 12-epoch demo schedule) from every
-# classifier, each pretraining at its tuned detection learning rate, 3 detection seeds.
+# classifier, each pretraining at its tuned detection learning rate, 3 detection seeds, and the
+# detector from random init over the same seeds.
 #   OMP_NUM_THREADS=1 python -m netaug_det.tools.run_plan configs/plans/transfer_demo.py
 type = 'transfer'
 title = 'Transfer at demo scale: out-of-domain classifiers -> demo detectors (CPU)'
@@ -36,4 +37,7 @@ detection = dict(
     lr_mults=[0.5, 1, 2],  # of the config's 0.016 (tuned from random init)
     grid_classifier_seed=0,
     grid_seeds=[0],
-    seeds=[0, 1, 2])
+    seeds=[0, 1, 2],
+    # also the detector from random init (its config's lr 0.016), the same seeds: does any
+    # pretraining help at all?
+    scratch=True)

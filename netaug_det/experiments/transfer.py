@@ -14,10 +14,13 @@ same command resumes anywhere; a stage needs the picks of the one before):
    also trained longer (``long_train_options``, at the baseline's best learning rate: the
    paper's "Baseline (600)" row; its grid classifier comes before its detection grid);
 3. detectors from every classifier seed, each pretraining at its best detection learning rate
-   (val AP50), detection seeds ``seeds``, ordered so that the arms stay balanced while it runs.
+   (val AP50), detection seeds ``seeds``, ordered so that the arms stay balanced while it runs;
+   with ``detection.scratch=True`` also the detector from random initialisation at its config's
+   own learning rate, the same detection seeds: whether any pretraining helps at all.
 
 Work dirs: ``<work_dir>/cls/<arm>/lr<lr>/s<seed>`` and
-``<work_dir>/det/<arm>/c<classifier seed>/lr<lr>/s<seed>``. The report compares the pretrainings
+``<work_dir>/det/<arm>/c<classifier seed>/lr<lr>/s<seed>`` (random init:
+``<work_dir>/det/scratch/lr<lr>/s<seed>``). The report compares the pretrainings
 by their detectors' val AP50: mean over classifier seeds of the mean over detection seeds, with
 a hierarchical bootstrap interval (both seed levels resampled).
 """
@@ -36,8 +39,11 @@ from .stats import (best_of_grid, hierarchical_bootstrap_interval, markdown_tabl
 # pretraining arms: the classifier config each trains (method) and its schedule
 ARMS = ('baseline', 'baseline_long', 'netaug')
 ARM_METHOD = dict(baseline='baseline', baseline_long='baseline', netaug='netaug')
-# the comparisons the report states, (arm, against)
-CONTRASTS = (('netaug', 'baseline_long'), ('netaug', 'baseline'))
+# detectors from random initialisation (``detection.scratch=True``): no classifier level
+SCRATCH = 'scratch'
+# the comparisons the report states, (arm, against); those with SCRATCH only when it ran
+CONTRASTS = (('netaug', 'baseline_long'), ('netaug', 'baseline'), ('netaug', SCRATCH),
+             ('baseline', SCRATCH), ('baseline_long', SCRATCH))
 # an interval (and a verdict) needs at least this many classifier seeds in every group
 MIN_CLASSIFIER_SEEDS = 2
 PLAN_KEYS = dict(classifier=('baseline', 'netaug', 'train_options', 'long_train_options',
@@ -105,6 +111,19 @@ def detection_run(plan: Config, arm: str, parent: Run, lr: float, seed: int) -> 
     return Run(name, spec, after=(parent.name, ))
 
 
+def scratch_run(plan: Config, seed: int) -> Run:
+    """The plain detector from random initialisation at its config's own learning rate (the
+    rate its config was tuned to from random init), detection seed ``seed``."""
+    config = config_path(plan.detection.config)
+    name = f'det/{SCRATCH}/lr{_base_lr(config):g}/s{seed}'
+    return Run(name, RunSpec(config, config, osp.join(plan.work_dir, name), seed))
+
+
+def detector_arms(plan: Config) -> tuple:
+    """The arms of the detector table: the pretrainings, then random init when it runs."""
+    return (*ARMS, SCRATCH) if plan.detection.get('scratch', False) else ARMS
+
+
 def stage_grid(plan: Config) -> List[Run]:
     """Stage 1: both classifier methods over their learning-rate grid and the grid seeds."""
     cls = plan.classifier
@@ -136,12 +155,16 @@ def stage_classifiers(plan: Config, picks: Picks) -> List[Run]:
 
 def stage_detectors(plan: Config, picks: Picks) -> List[Run]:
     """Stage 3: detectors from every classifier at each arm's picked detection learning rate,
-    detection seed by detection seed (the arms stay balanced while it runs); the classifiers
-    they wait for are listed too (finished, read back)."""
+    and from random init when the plan asks, detection seed by detection seed (the arms stay
+    balanced while it runs); the classifiers they wait for are listed too (finished, read
+    back)."""
     parents = classifier_runs(plan, picks)
-    detectors = [detection_run(plan, arm, parents[arm][cls_seed], picks.detection[arm], seed)
-                 for seed in plan.detection.seeds for cls_seed in plan.classifier.seeds
-                 for arm in ARMS]
+    detectors = []
+    for seed in plan.detection.seeds:
+        detectors += [detection_run(plan, arm, parents[arm][cls_seed], picks.detection[arm], seed)
+                      for cls_seed in plan.classifier.seeds for arm in ARMS]
+        if SCRATCH in detector_arms(plan):
+            detectors.append(scratch_run(plan, seed))
     return [run for arm in ARMS for run in parents[arm].values()] + detectors
 
 
@@ -240,13 +263,26 @@ def grid_table(runs: Sequence[Run], outcomes: Dict[str, Outcome], prefixes: Dict
 
 def arm_units(runs: Sequence[Run], outcomes: Dict[str, Outcome], arm: str
               ) -> Dict[int, List[float]]:
-    """Classifier seed -> the val AP50 of the finished stage-3 detectors of ``arm``."""
-    units: Dict[int, List[float]] = {}
+    """Classifier seed -> the val AP50 of the finished stage-3 detectors of ``arm`` (random
+    init: one unit, ``None``, holding every detection seed)."""
+    units: Dict[Optional[int], List[float]] = {}
     for run in runs:
         result = outcomes.get(run.name) and outcomes[run.name].result
         if run.name.startswith(f'det/{arm}/') and result:
-            units.setdefault(int(run.name.split('/')[2][1:]), []).append(result['val_ap50'])
+            unit = None if arm == SCRATCH else int(run.name.split('/')[2][1:])
+            units.setdefault(unit, []).append(result['val_ap50'])
     return units
+
+
+def _enough_for_an_interval(arm: str, units: Dict[Optional[int], List[float]]) -> bool:
+    """At least :data:`MIN_CLASSIFIER_SEEDS` classifier seeds; random init: two detectors."""
+    if arm == SCRATCH:
+        return sum(len(unit) for unit in units.values()) >= 2
+    return len(units) >= MIN_CLASSIFIER_SEEDS
+
+
+def _label(arm: str) -> str:
+    return 'random initialisation' if arm == SCRATCH else f'{arm} pretraining'
 
 
 def _minutes(results: Sequence[dict]) -> str:
@@ -290,7 +326,7 @@ def transfer_report(plan: Config, stages: Stages) -> str:
              grid_table(stages.classifiers, stages.outcomes,
                         {arm: f'det/{arm}/c{seed}/' for arm in ARMS}, 'pretraining'),
              '### Plain detectors from each pretraining (val AP50, %)', '',
-             detector_table(stages), *contrast_lines(stages), '',
+             detector_table(plan, stages), *contrast_lines(plan, stages), '',
              f'Runs listed so far: {len(runs)}, finished: {len(finished)}.']
     failed = [f'- {name}: {o.error}' for name, o in stages.outcomes.items() if o.error]
     if failed:
@@ -298,22 +334,26 @@ def transfer_report(plan: Config, stages: Stages) -> str:
     return '\n'.join(parts) + '\n'
 
 
-def detector_table(stages: Stages) -> str:
-    """AP50 per pretraining arm at its picked detection learning rate: every detector as mean ±
-    sd (n), the two-level mean with its hierarchical bootstrap interval, the time per run."""
+def detector_table(plan: Config, stages: Stages) -> str:
+    """AP50 per pretraining arm at its picked detection learning rate (random init: its config's
+    own): every detector as mean ± sd (n), the two-level mean with its hierarchical bootstrap
+    interval, the time per run."""
     rows = []
-    for arm in ARMS:
+    for arm in detector_arms(plan):
         units = arm_units(stages.detectors, stages.outcomes, arm)
         lr = stages.picks.detection.get(arm)
+        if arm == SCRATCH:
+            lr = _base_lr(config_path(plan.detection.config))
         if not units:
             rows.append([arm, '–' if lr is None else f'{lr:g}', '–', '–', '–', '–'])
             continue
         values = [v for unit in units.values() for v in unit]
         interval = 'no interval: one classifier seed'
-        if len(units) >= MIN_CLASSIFIER_SEEDS:
+        if _enough_for_an_interval(arm, units):
             interval = '[{:.1f}, {:.1f}]'.format(*hierarchical_bootstrap_interval({arm: units}))
         shape = ' + '.join(str(len(unit)) for unit in units.values())
-        rows.append([arm, f'{lr:g}', summarize(values).format(), f'{len(units)}: {shape}',
+        seeds = f'none: {shape}' if arm == SCRATCH else f'{len(units)}: {shape}'
+        rows.append([arm, f'{lr:g}', summarize(values).format(), seeds,
                      f'{two_level_mean(units):.1f} {interval}',
                      _minutes(_results(stages.detectors, stages.outcomes, f'det/{arm}/'))])
     return markdown_table(['pretraining', 'det lr', 'val AP50, all detectors',
@@ -321,17 +361,18 @@ def detector_table(stages: Stages) -> str:
                            'train min/run'], rows)
 
 
-def contrast_lines(stages: Stages) -> List[str]:
+def contrast_lines(plan: Config, stages: Stages) -> List[str]:
     """Each contrast of :data:`CONTRASTS` with its hierarchical bootstrap interval and what it
     says, in words."""
     lines = []
-    for arm, other in CONTRASTS:
+    arms = detector_arms(plan)
+    for arm, other in (pair for pair in CONTRASTS if set(pair) <= set(arms)):
         groups = {key: arm_units(stages.detectors, stages.outcomes, key) for key in (arm, other)}
         if not all(groups.values()):
             lines.append(f'- {arm} vs {other}: no finished detectors yet')
             continue
         gap = two_level_mean(groups[arm]) - two_level_mean(groups[other])
-        if min(len(units) for units in groups.values()) < MIN_CLASSIFIER_SEEDS:
+        if not all(_enough_for_an_interval(key, units) for key, units in groups.items()):
             lines.append(f'- {arm} vs {other}: {gap:+.1f} AP50 so far, from one classifier seed '
                          'of one of them: no interval, no verdict yet')
             continue
@@ -339,7 +380,7 @@ def contrast_lines(stages: Stages) -> List[str]:
             groups, lambda means, a=arm, b=other: means[a] - means[b])
         verdict = ('beats' if low > 0 else 'is worse than' if high < 0 else
                    'is not resolved from')
-        lines.append(f'- {arm} pretraining {verdict} {other} pretraining: {gap:+.1f} AP50, 95% '
+        lines.append(f'- {_label(arm)} {verdict} {_label(other)}: {gap:+.1f} AP50, 95% '
                      f'interval [{low:+.1f}, {high:+.1f}] (two-level means; hierarchical '
                      'bootstrap over classifier and detection seeds)')
     return lines
