@@ -38,7 +38,7 @@ def test_ood_classes_are_not_the_detection_demos():
 def test_ood_imagefolder_is_seeded_balanced_and_in_imagefolder_layout(tmp_path):
     first = generate_ood_imagefolder(str(tmp_path / 'a'), 24, 12, seed=3, img_size=32)
     again = generate_ood_imagefolder(str(tmp_path / 'b'), 24, 12, seed=3, img_size=32)
-    other = generate_ood_imagefolder(str(tmp_path / 'c'), 24, 12, seed=4, img_size=32)
+    generate_ood_imagefolder(str(tmp_path / 'c'), 24, 12, seed=4, img_size=32)
     assert first == again and first['classes'] == list(OOD_CLASSES)
     assert first['splits'] == {'train': dict.fromkeys(OOD_CLASSES, 2),
                                'val': dict.fromkeys(OOD_CLASSES, 1)}
