@@ -67,25 +67,19 @@ def _forget_mmengine_instances():
             forget_instance(cls._instance_dict[name])
 
 
-# the modules of the longest tests (the experiment tools' end-to-end runs; docs/testing.md)
-LONGEST_FIRST = ('test_sweep.py', 'test_experiments.py', 'test_executors.py')
-
-
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list) -> None:
     """Under pytest-xdist (``--dist loadgroup``): the tests that use ``trained_runs`` form one
     group that one worker runs (it trains them while the others test, nobody waits), handed
-    out first; then the experiment-tool tests (:data:`LONGEST_FIRST`, a minute or more each),
-    then the other slow tests, so that no worker is left with a long test while the others
-    have finished (a stable sort, the same in every worker)."""
+    out first; then the other slow tests, so that no worker is left with a long test while the
+    others have finished (a stable sort, the same in every worker)."""
     if not os.environ.get('PYTEST_XDIST_WORKER'):
         return
     for item in items:
         if 'trained_runs' in item.fixturenames:
             item.add_marker(pytest.mark.xdist_group('trained_runs'))
     items.sort(key=lambda item: ('trained_runs' not in item.fixturenames,
-                                 item.get_closest_marker('slow') is None,
-                                 item.path.name not in LONGEST_FIRST))
+                                 item.get_closest_marker('slow') is None))
 
 
 def shared_folder(tmp_path_factory: pytest.TempPathFactory, name: str,
