@@ -111,11 +111,16 @@ def detection_run(plan: Config, arm: str, parent: Run, lr: float, seed: int) -> 
     return Run(name, spec, after=(parent.name, ))
 
 
+def scratch_lr(plan: Config) -> float:
+    """Random init's detection learning rate: its config's own (tuned from random init)."""
+    return _base_lr(config_path(plan.detection.config))
+
+
 def scratch_run(plan: Config, seed: int) -> Run:
-    """The plain detector from random initialisation at its config's own learning rate (the
-    rate its config was tuned to from random init), detection seed ``seed``."""
+    """The plain detector from random initialisation at :func:`scratch_lr`, detection seed
+    ``seed``."""
     config = config_path(plan.detection.config)
-    name = f'det/{SCRATCH}/lr{_base_lr(config):g}/s{seed}'
+    name = f'det/{SCRATCH}/lr{scratch_lr(plan):g}/s{seed}'
     return Run(name, RunSpec(config, config, osp.join(plan.work_dir, name), seed))
 
 
@@ -159,11 +164,12 @@ def stage_detectors(plan: Config, picks: Picks) -> List[Run]:
     balanced while it runs); the classifiers they wait for are listed too (finished, read
     back)."""
     parents = classifier_runs(plan, picks)
+    with_scratch = SCRATCH in detector_arms(plan)
     detectors = []
     for seed in plan.detection.seeds:
         detectors += [detection_run(plan, arm, parents[arm][cls_seed], picks.detection[arm], seed)
                       for cls_seed in plan.classifier.seeds for arm in ARMS]
-        if SCRATCH in detector_arms(plan):
+        if with_scratch:
             detectors.append(scratch_run(plan, seed))
     return [run for arm in ARMS for run in parents[arm].values()] + detectors
 
@@ -341,9 +347,7 @@ def detector_table(plan: Config, stages: Stages) -> str:
     rows = []
     for arm in detector_arms(plan):
         units = arm_units(stages.detectors, stages.outcomes, arm)
-        lr = stages.picks.detection.get(arm)
-        if arm == SCRATCH:
-            lr = _base_lr(config_path(plan.detection.config))
+        lr = scratch_lr(plan) if arm == SCRATCH else stages.picks.detection.get(arm)
         if not units:
             rows.append([arm, '–' if lr is None else f'{lr:g}', '–', '–', '–', '–'])
             continue
