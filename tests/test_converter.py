@@ -1,4 +1,5 @@
 """Official NetAug checkpoint names and shapes convert one-to-one into the plain backbones."""
+import os
 import sys
 
 import pytest
@@ -133,3 +134,19 @@ def test_tool_writes_a_checkpoint_for_init_cfg(tmp_path, monkeypatch):
                        official['backbone.stages.3.op_list.1.conv.se_layer.reduce_conv.weight'])
     assert torch.equal(plain.conv1.bn.running_mean,
                        official['backbone.input_stem.op_list.0.norm.running_mean'])
+
+
+def test_tool_replaces_its_output_whole_or_not_at_all(tmp_path, monkeypatch):
+    """A write that fails midway (here: the disk is full at fsync) leaves the old file."""
+    src, dst = tmp_path / 'official.pth', tmp_path / 'mmdet.pth'
+    torch.save(dict(state_dict=dict(official_mbv3())), src)
+    dst.write_bytes(b'a complete earlier conversion')
+
+    def disk_full(_fd):
+        raise OSError('disk full')
+
+    monkeypatch.setattr(os, 'fsync', disk_full)
+    with pytest.raises(OSError, match='disk full'):
+        netaug_to_mmdet.main([str(src), str(dst), '--arch', 'mbv3'])
+    assert dst.read_bytes() == b'a complete earlier conversion'
+    assert sorted(path.name for path in tmp_path.iterdir()) == ['mmdet.pth', 'official.pth']

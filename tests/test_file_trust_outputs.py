@@ -16,12 +16,13 @@ CONTENT = b'a training checkpoint the user cannot recreate'
 
 @pytest.fixture
 def inputs(tmp_path):
-    """A checkpoint and a graph (their content is never read: the guard runs first), with a
-    symlink and a hard link to the checkpoint."""
+    """A checkpoint and a graph (their content is never read: the guard runs first), with
+    symlinks (one named as a pickle) and a hard link to the checkpoint."""
     checkpoint, graph = tmp_path / 'epoch_12.pth', tmp_path / 'model.onnx'
     checkpoint.write_bytes(CONTENT)
     graph.write_bytes(CONTENT)
     os.symlink(checkpoint, tmp_path / 'link.pth')
+    os.symlink(checkpoint, tmp_path / 'link.pkl')
     os.link(checkpoint, tmp_path / 'hard.pth')
     os.symlink(graph, tmp_path / 'link.onnx')
     return tmp_path
@@ -30,7 +31,7 @@ def inputs(tmp_path):
 def tool_cases(d):
     """(tool module, argv, expected message) per way of destroying an input."""
     from netaug_det.tools import (export_deployable, export_onnx, netaug_to_mmdet, quantize_onnx,
-                                  test_onnx)
+                                  test, test_onnx)
     ckpt, graph = str(d / 'epoch_12.pth'), str(d / 'model.onnx')
     same = 'is the input .*destroy the input'
     return [
@@ -46,6 +47,11 @@ def tool_cases(d):
         (quantize_onnx, [BASELINE, graph, '--out', str(d / 'link.onnx')], 'through a link'),
         (quantize_onnx, [BASELINE, graph, '--out', ckpt], 'written as .onnx'),
         (test_onnx, [BASELINE, graph, '--metrics-json', graph], 'written as .json'),
+        (test, [BASELINE, ckpt, '--out', ckpt], 'written as .pkl or .pickle'),
+        (test, [BASELINE, ckpt, '--out', str(d / 'link.pkl')], 'through a link'),
+        (test, [BASELINE, ckpt, '--out', str(d / 'new.pkl'), '--metrics-json', ckpt],
+         'written as .json'),
+        (test, [BASELINE, ckpt, '--metrics-json', BASELINE], 'written as .json'),
         (netaug_to_mmdet, [ckpt, ckpt, '--arch', 'mbv2'], same),
         (netaug_to_mmdet, [ckpt, str(d / 'link.pth'), '--arch', 'mbv2'], 'through a link'),
     ]

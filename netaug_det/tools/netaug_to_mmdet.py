@@ -27,7 +27,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
-    import torch
+    from mmengine.runner.checkpoint import save_checkpoint
 
     from netaug_det.models.backbones import convert_official_netaug
     from netaug_det.utils.checkpoint import load_checkpoint_file
@@ -39,7 +39,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         checkpoint = load_checkpoint_file(args.src)
         state_dict = checkpoint.get('state_dict', checkpoint)
         converted, dropped = convert_official_netaug(state_dict, args.arch, args.widen_factor)
-    torch.save(dict(state_dict=converted), args.dst)
+    save_checkpoint(dict(state_dict=converted), args.dst)  # atomic (utils/checkpoint.py)
     print(f'{len(converted)} tensors written to {args.dst}; dropped classifier keys: {dropped}')
 
 if __name__ == '__main__':

@@ -36,10 +36,12 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 def test(args: argparse.Namespace) -> None:
     """Builds the runner of ``args`` as mmdet's ``tools/test.py`` does and tests."""
+    from netaug_det.utils.outputs import check_outputs
+    check_outputs({'--out': (args.out, ('.pkl', '.pickle')),
+                   '--metrics-json': (args.metrics_json, ('.json', ))},
+                  [args.config, args.checkpoint])
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
-    if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
-        raise ValueError(f'--out must end with .pkl or .pickle, got {args.out}')
     from mmdet.utils import setup_cache_size_limit_of_dynamo
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
