@@ -13,8 +13,9 @@ from mmdet.registry import DATASETS
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
-from netaug_det.datasets import DEMO_CLASSES, ensure_demo_dataset, generate_demo_dataset
+from netaug_det.datasets import DEMO_CLASSES, generate_demo_dataset
 from netaug_det.datasets.demo_data import VOC_SUBDIR
+from netaug_det.tools import make_demo_data
 
 CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', 'demo')
 SMALL = dict(num_train=6, num_val=3, seed=3, img_size=(64, 96), max_objects=5, min_object_size=6)
@@ -122,15 +123,24 @@ def test_same_seed_same_files_other_seed_other_images(demo_root, tmp_path):
     assert mismatch == images
 
 
-def test_ensure_reuses_matching_data_and_regenerates_otherwise(tmp_path):
+def test_a_dataset_made_before_is_kept_and_one_of_other_arguments_refused(tmp_path, capsys):
+    """Same arguments: the files are kept as they are (not written again); other arguments
+    (here a plan's or the tool's defaults over a user's own dataset): refused, nothing written."""
     root = str(tmp_path)
     generate_demo_dataset(root, **SMALL)
-    meta_file = osp.join(root, 'meta.json')
-    os.utime(meta_file, (0, 0))
-    ensure_demo_dataset(root, **SMALL)
-    assert os.stat(meta_file).st_mtime == 0
-    meta = ensure_demo_dataset(root, **dict(SMALL, num_val=2))
-    assert os.stat(meta_file).st_mtime > 0 and meta['splits']['val']['images'] == 2
+    files = sorted(p for p in tmp_path.rglob('*') if p.is_file())
+    for path in files:
+        os.utime(path, (0, 0))
+    assert generate_demo_dataset(root, **SMALL)['args']['num_val'] == SMALL['num_val']
+    assert all(path.stat().st_mtime == 0 for path in files)
+    with pytest.raises(ValueError, match=f'{root} holds a dataset made with .*nothing was '
+                       'written over it. Remove the folder'):
+        generate_demo_dataset(root, **dict(SMALL, num_val=2))
+    with pytest.raises(SystemExit) as error:
+        make_demo_data.main(['--out-dir', root])
+    assert error.value.code == 2 and 'choose another output folder' in capsys.readouterr().err
+    assert sorted(p for p in tmp_path.rglob('*') if p.is_file()) == files
+    assert all(path.stat().st_mtime == 0 for path in files)
 
 
 def test_bad_sizes_are_refused_with_the_fix(tmp_path):

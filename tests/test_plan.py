@@ -97,3 +97,23 @@ def test_a_plan_naming_an_unknown_pretraining_is_refused(tmp_path):
     path.write_text('work_dir = "w"\n')
     with pytest.raises(KeyError, match="has no 'seeds'"):
         load_plan(str(path))
+
+
+@pytest.mark.parametrize('plan', [DEMO, osp.join(REPO_ROOT, 'configs', 'plans',
+                                                 'transfer_demo.py')])
+def test_a_plan_never_writes_over_a_dataset_made_with_other_arguments(plan, tmp_path,
+                                                                        monkeypatch, capsys):
+    """The plans make data/demo with the generator's defaults; a user's own data/demo (here a
+    smaller one) is refused with the fix, before any run starts, and left as it was."""
+    from netaug_det.datasets import generate_demo_dataset
+    monkeypatch.chdir(tmp_path)
+    mine = generate_demo_dataset('data/demo', num_train=3, num_val=1, img_size=(64, 64))
+    files = {path: path.read_bytes() for path in (tmp_path / 'data').rglob('*') if path.is_file()}
+    with pytest.raises(SystemExit) as error:
+        run_plan.main([plan, '--work-dir', str(tmp_path / 'plan')])
+    message = capsys.readouterr().err
+    assert error.value.code == 2 and f"data/demo holds a dataset made with {mine['args']}" in \
+        message and 'Remove the folder' in message
+    assert {path: path.read_bytes() for path in (tmp_path / 'data').rglob('*')
+            if path.is_file()} == files
+    assert not (tmp_path / 'plan').exists()

@@ -6,9 +6,11 @@
 title = 'Demo plan: demo classification -> classifiers -> detectors -> sweep (CPU)'
 work_dir = 'work_dirs/plan_demo'
 seeds = [0]
+# the detection data first: a data/demo made with other arguments is refused before anything
+# is generated
 datasets = [
-    dict(type='demo_classification', out_dir='data/demo_cls'),
     dict(type='demo_detection', out_dir='data/demo'),
+    dict(type='demo_classification', out_dir='data/demo_cls'),
 ]
 
 # Cost model of the estimate: per device (here one CPU thread), rough rates of this machine.

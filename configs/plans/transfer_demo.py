@@ -9,9 +9,11 @@
 type = 'transfer'
 title = 'Transfer at demo scale: out-of-domain classifiers -> demo detectors (CPU)'
 work_dir = 'work_dirs/transfer_demo'
+# the detection data first: a data/demo made with other arguments is refused before anything
+# is generated
 datasets = [
-    dict(type='ood_classification', out_dir='data/transfer_cls', num_train=1200, num_val=240),
     dict(type='demo_detection', out_dir='data/demo'),
+    dict(type='ood_classification', out_dir='data/transfer_cls', num_train=1200, num_val=240),
 ]
 
 

@@ -19,7 +19,6 @@ tag it as Pascal VOC 2007 and ``VOCMetric`` would print VOC's class names in its
 Boxes are the visible extent of each object; VOC boxes are 1-based and inclusive, COCO boxes are
 ``[x, y, w, h]`` of the same pixels. Every image depends only on ``(seed, split, index)``.
 """
-import inspect
 import json
 import os
 import os.path as osp
@@ -244,7 +243,8 @@ def generate_demo_dataset(out_dir: str = 'data/demo',
                           img_size: Tuple[int, int] = (160, 224),
                           max_objects: int = 6,
                           min_object_size: int = 8) -> Dict[str, dict]:
-    """Writes the demo dataset under ``out_dir`` (see the module docstring for the layout).
+    """Writes the demo dataset under ``out_dir`` (see the module docstring for the layout); a
+    dataset made there with the same arguments is kept as it is.
 
     Args:
         out_dir (str): Dataset root. Defaults to ``'data/demo'``.
@@ -260,6 +260,10 @@ def generate_demo_dataset(out_dir: str = 'data/demo',
     Returns:
         dict: ``meta.json``'s content: the arguments, and per split the number of images and
         objects.
+
+    Raises:
+        ValueError: when ``out_dir`` holds a generated dataset made with other arguments
+            (nothing is written over it).
     """
     low, high = img_size
     if not 0 < min_object_size < 0.45 * low <= 0.45 * high:
@@ -270,6 +274,9 @@ def generate_demo_dataset(out_dir: str = 'data/demo',
         raise ValueError('num_train, num_val and max_objects must be at least 1')
     args = dict(num_train=num_train, num_val=num_val, seed=seed, img_size=[low, high],
                 max_objects=max_objects, min_object_size=min_object_size)
+    meta = made_before(out_dir, args)
+    if meta is not None:
+        return meta
     voc_root = osp.join(out_dir, 'VOCdevkit', VOC_SUBDIR)
     for sub in ('JPEGImages', 'Annotations', osp.join('ImageSets', 'Main')):
         os.makedirs(osp.join(voc_root, sub), exist_ok=True)
@@ -305,10 +312,7 @@ def generate_demo_dataset(out_dir: str = 'data/demo',
             json.dump(coco, f)
         counts[split] = dict(images=num_images, objects=len(coco['annotations']))
         first_index += num_images
-    meta = dict(args=args, classes=list(DEMO_CLASSES), splits=counts)
-    with open(osp.join(out_dir, 'meta.json'), 'w') as f:
-        json.dump(meta, f, indent=2)
-    return meta
+    return write_meta(out_dir, dict(args=args, classes=list(DEMO_CLASSES), splits=counts))
 
 
 def read_dataset_meta(out_dir: str) -> Optional[dict]:
@@ -321,20 +325,27 @@ def read_dataset_meta(out_dir: str) -> Optional[dict]:
         return json.load(f)
 
 
-def ensure_demo_dataset(out_dir: str = 'data/demo', **kwargs) -> Dict[str, dict]:
-    """Generates the demo dataset unless ``out_dir`` already holds one made with these arguments.
+def made_before(out_dir: str, args: dict) -> Optional[dict]:
+    """The ``meta.json`` of a dataset a generator already made in ``out_dir`` with ``args``
+    (None when there is none).
 
-    ``kwargs`` are those of :func:`generate_demo_dataset`; returns its ``meta.json`` content.
+    Raises:
+        ValueError: when ``out_dir`` holds a dataset made with other arguments.
     """
     meta = read_dataset_meta(out_dir)
-    if meta is not None:
-        wanted = inspect.signature(generate_demo_dataset).bind(out_dir, **kwargs)
-        wanted.apply_defaults()
-        wanted = dict(wanted.arguments, img_size=list(wanted.arguments['img_size']))
-        del wanted['out_dir']
-        if meta['args'] == wanted:
-            return meta
-    return generate_demo_dataset(out_dir, **kwargs)
+    if meta is not None and meta['args'] != args:
+        raise ValueError(f'{out_dir} holds a dataset made with {meta["args"]}, not with the '
+                         f'{args} asked for; nothing was written over it. Remove the folder to '
+                         'make it again, or choose another output folder')
+    return meta
+
+
+def write_meta(out_dir: str, meta: dict) -> dict:
+    """Writes ``meta`` as ``out_dir/meta.json`` (last, so a dataset with a meta is whole) and
+    returns it."""
+    with open(osp.join(out_dir, 'meta.json'), 'w') as f:
+        json.dump(meta, f, indent=2)
+    return meta
 
 
 def demo_dataset_at(out_dir: str) -> Dict[str, dict]:

@@ -11,16 +11,15 @@ pretrained on it has seen the objects the demo detector looks for. Layout under 
 It exists to run the ImageNet pretraining pipeline end to end on a CPU; its accuracies say
 nothing about ImageNet. Every image depends only on ``(seed, split, index)``.
 """
-import json
 import os
 import os.path as osp
 from collections import Counter
-from typing import Dict, Optional
+from typing import Dict
 
 import cv2
 import numpy as np
 
-from .demo_data import DEMO_CLASSES, SPLITS, read_dataset_meta, render_image
+from .demo_data import DEMO_CLASSES, SPLITS, made_before, render_image, write_meta
 
 
 def generate_demo_imagefolder(out_dir: str = 'data/demo_cls',
@@ -76,30 +75,8 @@ def generate_demo_imagefolder(out_dir: str = 'data/demo_cls',
     return write_meta(out_dir, dict(args=args, classes=list(DEMO_CLASSES), splits=counts))
 
 
-def made_before(out_dir: str, args: dict) -> Optional[dict]:
-    """The ``meta.json`` of a dataset already made in ``out_dir`` with ``args`` (None when
-    there is none).
-
-    Raises:
-        ValueError: when ``out_dir`` holds a dataset made with other arguments.
-    """
-    meta = read_dataset_meta(out_dir)
-    if meta is not None and meta['args'] != args:
-        raise ValueError(f'{out_dir} holds a dataset made with {meta["args"]}; remove it or '
-                         'choose another output folder')
-    return meta
-
-
 def write_image(out_dir: str, split: str, name: str, index: int, image: np.ndarray) -> None:
     """Writes ``image`` as ``out_dir/split/name/<index>.jpg`` (JPEG quality 92)."""
     folder = osp.join(out_dir, split, name)
     os.makedirs(folder, exist_ok=True)
     cv2.imwrite(osp.join(folder, f'{index:06d}.jpg'), image, [cv2.IMWRITE_JPEG_QUALITY, 92])
-
-
-def write_meta(out_dir: str, meta: dict) -> dict:
-    """Writes ``meta`` as ``out_dir/meta.json`` (last, so a dataset with a meta is whole) and
-    returns it."""
-    with open(osp.join(out_dir, 'meta.json'), 'w') as f:
-        json.dump(meta, f, indent=2)
-    return meta

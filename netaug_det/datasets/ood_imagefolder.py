@@ -32,8 +32,8 @@ from typing import Callable, Dict, Tuple
 import cv2
 import numpy as np
 
-from .demo_data import SPLITS
-from .demo_imagefolder import made_before, write_image, write_meta
+from .demo_data import SPLITS, made_before, write_meta
+from .demo_imagefolder import write_image
 
 Image = np.ndarray
 Rng = np.random.Generator

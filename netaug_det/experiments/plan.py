@@ -166,11 +166,12 @@ def dry_run_text(planned: Sequence[PlannedRun]) -> str:
 
 
 def prepare_datasets(plan: Config) -> None:
-    """Generates the demo datasets a plan names (``datasets``; kept when already there)."""
-    from ..datasets import ensure_demo_dataset
+    """Generates the demo datasets a plan names (``datasets``): one made before with the same
+    arguments is kept, one made with other arguments refused (never written over)."""
+    from ..datasets import generate_demo_dataset
     from ..datasets.demo_imagefolder import generate_demo_imagefolder
     from ..datasets.ood_imagefolder import generate_ood_imagefolder
-    makers = dict(demo_detection=ensure_demo_dataset, demo_classification=generate_demo_imagefolder,
+    makers = dict(demo_detection=generate_demo_dataset, demo_classification=generate_demo_imagefolder,
                   ood_classification=generate_ood_imagefolder)
     for item in plan.get('datasets', []):
         item = dict(item)

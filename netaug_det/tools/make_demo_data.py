@@ -39,9 +39,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[List[str]] = None) -> None:
+    """Writes the dataset; one made in ``--out-dir`` with the same arguments is kept, one made
+    with other arguments ends the tool with ``error: ...`` (exit status 2), untouched."""
     args = parse_args(argv)
-    meta = generate_demo_dataset(args.out_dir, args.num_train, args.num_val, args.seed,
-                                 tuple(args.img_size), args.max_objects, args.min_object_size)
+    from netaug_det.utils.cli import user_errors
+    with user_errors():
+        meta = generate_demo_dataset(args.out_dir, args.num_train, args.num_val, args.seed,
+                                     tuple(args.img_size), args.max_objects,
+                                     args.min_object_size)
     for split, counts in meta['splits'].items():
         print(f"{split}: {counts['images']} images, {counts['objects']} objects")
     print(f'classes: {", ".join(meta["classes"])}; written to {args.out_dir}')

@@ -42,6 +42,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     from netaug_det.experiments.executors import Outcome, execute
     from netaug_det.experiments.plan import (dry_run_text, expand_plan, load_plan,
                                              prepare_datasets, report)
+    from netaug_det.utils.cli import user_errors
     from netaug_det.experiments.runs import finished_result
 
     if Config.fromfile(args.plan).get('type') == 'transfer':
@@ -57,7 +58,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     if args.collect:
         outcomes = {item.run.name: Outcome(finished_result(item.run.spec)) for item in planned}
     else:
-        prepare_datasets(plan)
+        with user_errors():
+            prepare_datasets(plan)
         outcomes = execute([item.run for item in planned], args, plan.work_dir)
     text = report(plan, planned, outcomes)
     finish(outcomes, text, osp.join(plan.work_dir, 'plan_report.md'))
@@ -82,6 +84,7 @@ def run_transfer_plan(args: argparse.Namespace) -> None:
     import os.path as osp
 
     from netaug_det.experiments.plan import prepare_datasets, train_command
+    from netaug_det.utils.cli import user_errors
     from netaug_det.experiments.transfer import (check_transfer_plan, run_transfer, stage_grid,
                                                  transfer_report)
     plan = Config.fromfile(args.plan)
@@ -95,7 +98,8 @@ def run_transfer_plan(args: argparse.Namespace) -> None:
               'detection grid; then the detectors from every classifier (docs/transfer.md)')
         return
     if not args.collect:
-        prepare_datasets(plan)
+        with user_errors():
+            prepare_datasets(plan)
     stages = run_transfer(plan, args, collect=args.collect)
     finish(stages.outcomes, transfer_report(plan, stages),
            osp.join(plan.work_dir, 'transfer_report.md'))
