@@ -100,7 +100,7 @@ def test_a_plan_naming_an_unknown_pretraining_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize('plan', [DEMO, osp.join(REPO_ROOT, 'configs', 'plans',
-                                                 'transfer_demo.py')])
+                                                 'transfer_demo.py')], ids=['demo', 'transfer'])
 def test_a_plan_never_writes_over_a_dataset_made_with_other_arguments(plan, tmp_path,
                                                                         monkeypatch, capsys):
     """The plans make data/demo with the generator's defaults; a user's own data/demo (here a
