@@ -171,7 +171,8 @@ def prepare_datasets(plan: Config) -> None:
     from ..datasets import generate_demo_dataset
     from ..datasets.demo_imagefolder import generate_demo_imagefolder
     from ..datasets.ood_imagefolder import generate_ood_imagefolder
-    makers = dict(demo_detection=generate_demo_dataset, demo_classification=generate_demo_imagefolder,
+    makers = dict(demo_detection=generate_demo_dataset,
+                  demo_classification=generate_demo_imagefolder,
                   ood_classification=generate_ood_imagefolder)
     for item in plan.get('datasets', []):
         item = dict(item)

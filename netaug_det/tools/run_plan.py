@@ -42,8 +42,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     from netaug_det.experiments.executors import Outcome, execute
     from netaug_det.experiments.plan import (dry_run_text, expand_plan, load_plan,
                                              prepare_datasets, report)
-    from netaug_det.utils.cli import user_errors
     from netaug_det.experiments.runs import finished_result
+    from netaug_det.utils.cli import user_errors
 
     if Config.fromfile(args.plan).get('type') == 'transfer':
         run_transfer_plan(args)
@@ -84,9 +84,9 @@ def run_transfer_plan(args: argparse.Namespace) -> None:
     import os.path as osp
 
     from netaug_det.experiments.plan import prepare_datasets, train_command
-    from netaug_det.utils.cli import user_errors
     from netaug_det.experiments.transfer import (check_transfer_plan, run_transfer, stage_grid,
                                                  transfer_report)
+    from netaug_det.utils.cli import user_errors
     plan = Config.fromfile(args.plan)
     check_transfer_plan(plan, args.plan)
     if args.work_dir:
