@@ -1,6 +1,7 @@
 """The real-data fetch tool and its converter (netaug_det/datasets/real_data.py,
-netaug_det/tools/fetch_dataset.py) on a tiny package written in deepforest's own format (a wheel
-holding Pascal VOC annotations beside their photographs); no network."""
+netaug_det/datasets/fetch.py, netaug_det/tools/fetch_dataset.py) on a tiny package written in
+deepforest's own format (a wheel holding Pascal VOC annotations beside their photographs); no
+network."""
 import dataclasses
 import filecmp
 import json
@@ -14,8 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from netaug_det.datasets import fetch
 from netaug_det.datasets.real_data import NEON_TREES, convert_package, sha256_of
-from netaug_det.tools import fetch_dataset as fetch
+from netaug_det.tools import fetch_dataset as fetch_tool
 from netaug_det.utils.cli import RunRefusedError
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -178,9 +180,9 @@ def test_fetch_offline_names_the_fix(package, tmp_path, monkeypatch, capsys):
     failed = subprocess.CompletedProcess([], 1, '', 'ERROR: Could not find a version that '
                                          'satisfies the requirement deepforest==0.0.0')
     monkeypatch.setattr(fetch.subprocess, 'run', lambda *args, **kwargs: failed)
-    monkeypatch.setattr(fetch, 'REAL_DATASETS', {'neon_trees': spec})
+    monkeypatch.setattr(fetch_tool, 'REAL_DATASETS', {'neon_trees': spec})
     with pytest.raises(SystemExit) as exit_:
-        fetch.main(['neon_trees', '--out', str(tmp_path / 'out'), '--cache-dir',
+        fetch_tool.main(['neon_trees', '--out', str(tmp_path / 'out'), '--cache-dir',
                     str(tmp_path / 'c')])
     assert exit_.value.code == 2
     error = capsys.readouterr().err
@@ -253,3 +255,25 @@ def test_run_demo_takes_the_real_configs_without_touching_their_data(monkeypatch
         run_demo.main(['--configs', *configs])
     assert seen == dict(methods=[('baseline', configs[0]), ('netaug', configs[1])],
                         test=configs[0])
+
+
+def test_a_plan_fetches_its_real_dataset_through_the_cache(package, tmp_path, monkeypatch):
+    from mmengine.config import Config
+
+    from netaug_det.datasets import real_data
+    from netaug_det.experiments.plan import prepare_datasets
+
+    spec, wheel, _ = package
+    cache = tmp_path / 'cache'
+    (cache / 'packages').mkdir(parents=True)
+    shutil.copy(wheel, cache / 'packages' / spec.file)
+    monkeypatch.setenv('NETAUG_DET_CACHE', str(cache))
+    monkeypatch.setitem(real_data.REAL_DATASETS, 'neon_trees', spec)
+    out = tmp_path / 'data' / 'trees'
+    plan = Config(dict(datasets=[dict(type='real_detection', name='neon_trees', out_dir=str(out))]))
+    prepare_datasets(plan)
+    assert load(str(out), 'train')['images'] and (out / 'meta.json').is_file()
+    prepare_datasets(plan)  # kept
+    plan.datasets[0].name = 'no_such_set'
+    with pytest.raises(KeyError, match=r"real dataset 'no_such_set' is not one of"):
+        prepare_datasets(plan)

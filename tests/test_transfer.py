@@ -180,3 +180,29 @@ def test_transfer_plan_dry_run_and_bad_plans(capsys, tmp_path):
     bad.write_text(f"_base_ = '{PLAN}'\ndetection = dict(grid_classifier_seed=7)\n")
     with pytest.raises(ValueError, match='grid_classifier_seed 7 is not one of'):
         run_plan.main([str(bad), '--dry-run'])
+
+
+def test_real_transfer_plan_shares_the_demo_plans_classifiers(monkeypatch, tmp_path):
+    real = Config.fromfile(osp.join(REPO_ROOT, 'configs', 'plans', 'transfer_real.py'))
+    assert real.classifier.work_dir == Config.fromfile(PLAN).work_dir
+    assert real.detection.config.endswith('yolov3_mbv2_neon_trees.py')
+    assert [item.type for item in real.datasets] == ['real_detection', 'ood_classification']
+    real.work_dir, real.classifier.work_dir = str(tmp_path / 'real'), str(tmp_path / 'shared')
+    calls = []
+    monkeypatch.setattr(transfer, 'execute', _stand_in_executor(calls))
+    stages = transfer.run_transfer(real, default_executor_args())
+    shared = str(tmp_path / 'shared')
+    assert all(run.spec.work_dir.startswith(shared + '/cls/')
+               for run in stages.grid + stages.classifiers if run.name.startswith('cls/'))
+    detectors = [run for run in stages.classifiers + stages.detectors
+                 if run.name.startswith('det/')]
+    assert len(detectors) == 9 + 27 + 3
+    assert all(run.spec.work_dir.startswith(str(tmp_path / 'real') + '/det/')
+               for run in detectors)
+    start = next(run for run in detectors if run.name == 'det/netaug/c1/lr0.008/s2')
+    assert start.spec.train_options[0] == \
+        f'backbone_checkpoint={shared}/cls/netaug/lr0.02/s1/deploy.pth'
+    # the trees config's lr 0.008: the grid is 0.004, 0.008, 0.016 and random init runs at 0.008
+    assert {run.name for run in detectors if '/c0/' in run.name and run.spec.seed == 0} >= {
+        f'det/baseline/c0/lr{lr}/s0' for lr in ('0.004', '0.008', '0.016')}
+    assert 'det/scratch/lr0.008/s2' in {run.name for run in detectors}

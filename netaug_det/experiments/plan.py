@@ -4,7 +4,8 @@ their dependencies and GPU-hour estimates, and collected into the paper's tables
 
 A plan config holds (see ``configs/plans/paper.py`` for every key):
 
-- ``work_dir``; ``seeds`` (of the detection runs); ``datasets`` to generate first (demo data);
+- ``work_dir``; ``seeds`` (of the detection runs); ``datasets`` to make first (demo data
+  generated, real data fetched);
 - ``pretraining``: runs by name, each a classifier ``config`` (and the ``test_config`` its
   deployable checkpoint is tested under), the ``checkpoint`` it leaves for detection ('final':
   ``epoch_<max_epochs>.pth``; 'deploy': NetAug's ``deploy.pth``), its GPUs and nodes, and the
@@ -165,15 +166,28 @@ def dry_run_text(planned: Sequence[PlannedRun]) -> str:
     return '\n'.join(lines)
 
 
+def fetch_real_dataset(name: str, out_dir: str) -> dict:
+    """Fetches the real dataset ``name`` (``REAL_DATASETS``) into ``out_dir`` through the
+    package cache, as ``netaug_det.tools.fetch_dataset`` does."""
+    from ..datasets.fetch import default_cache_dir, fetch_dataset
+    from ..datasets.real_data import REAL_DATASETS
+    if name not in REAL_DATASETS:
+        raise KeyError(f'plan datasets: real dataset {name!r} is not one of '
+                       f'{sorted(REAL_DATASETS)}')
+    return fetch_dataset(REAL_DATASETS[name], out_dir, default_cache_dir())
+
+
 def prepare_datasets(plan: Config) -> None:
-    """Generates the demo datasets a plan names (``datasets``): one made before with the same
-    arguments is kept, one made with other arguments refused (never written over)."""
+    """Makes the datasets a plan names (``datasets``): generates the demo ones, fetches the real
+    ones (``type='real_detection', name=...``); one made before with the same arguments is kept,
+    one made with other arguments refused (never written over)."""
     from ..datasets import generate_demo_dataset
     from ..datasets.demo_imagefolder import generate_demo_imagefolder
     from ..datasets.ood_imagefolder import generate_ood_imagefolder
     makers = dict(demo_detection=generate_demo_dataset,
                   demo_classification=generate_demo_imagefolder,
-                  ood_classification=generate_ood_imagefolder)
+                  ood_classification=generate_ood_imagefolder,
+                  real_detection=fetch_real_dataset)
     for item in plan.get('datasets', []):
         item = dict(item)
         kind = item.pop('type')

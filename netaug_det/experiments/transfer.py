@@ -20,9 +20,11 @@ same command resumes anywhere; a stage needs the picks of the one before):
 
 Work dirs: ``<work_dir>/cls/<arm>/lr<lr>/s<seed>`` and
 ``<work_dir>/det/<arm>/c<classifier seed>/lr<lr>/s<seed>`` (random init:
-``<work_dir>/det/scratch/lr<lr>/s<seed>``). The report compares the pretrainings
-by their detectors' val AP50: mean over classifier seeds of the mean over detection seeds, with
-a hierarchical bootstrap interval (both seed levels resampled).
+``<work_dir>/det/scratch/lr<lr>/s<seed>``); ``classifier.work_dir``, when given, puts the
+classifiers under that folder instead, so that plans detecting on other data share one set of
+classifiers (a finished one is read back only with exactly its settings). The report compares
+the pretrainings by their detectors' val AP50: mean over classifier seeds of the mean over
+detection seeds, with a hierarchical bootstrap interval (both seed levels resampled).
 """
 import functools
 import os.path as osp
@@ -89,12 +91,13 @@ def lr_grid(config: str, mults: Sequence[float]) -> List[float]:
 
 def classifier_run(plan: Config, arm: str, lr: float, seed: int) -> Run:
     """The classifier run of ``arm`` at learning rate ``lr``, tested under the baseline
-    classifier config (NetAug's ``deploy.pth`` in the plain architecture)."""
+    classifier config (NetAug's ``deploy.pth`` in the plain architecture), in
+    ``classifier.work_dir`` when the plan gives one, else in its ``work_dir``."""
     cls = plan.classifier
     schedule = cls.long_train_options if arm == 'baseline_long' else cls.train_options
     name = f'cls/{arm}/lr{lr:g}/s{seed}'
     spec = RunSpec(config_path(cls[ARM_METHOD[arm]]), config_path(cls.baseline),
-                   osp.join(plan.work_dir, name), seed,
+                   osp.join(cls.get('work_dir', plan.work_dir), name), seed,
                    train_options=(*schedule, f'optim_wrapper.optimizer.lr={lr}'))
     return Run(name, spec)
 
