@@ -1,16 +1,21 @@
 """The training and test tools end user errors with ``error: ...`` and exit status 2, without a
-traceback or the pkg_resources warning; a CPU DDP run's config names the backend it uses."""
+traceback or the pkg_resources warning; a CPU DDP run's config names the backend it uses, and
+its end releases the DDP wrapper before the process group."""
 import os
 import subprocess
 import sys
+import weakref
+from types import SimpleNamespace
 
 import pytest
 import torch.distributed as torch_dist
 from mmengine.config import Config
+from mmengine.model import MMDistributedDataParallel
+from torch import nn
 
 from netaug_det.tools import test as test_tool
 from netaug_det.tools import train as train_tool
-from netaug_det.utils.distributed import setup_cpu_distributed
+from netaug_det.utils.distributed import finish_distributed, setup_cpu_distributed
 
 DEMO = 'configs/demo/yolov3_mbv2_demo.py'
 
@@ -46,3 +51,20 @@ def test_cpu_ddp_config_names_gloo(monkeypatch):
     cfg = Config(dict(env_cfg=dict(dist_cfg=dict(backend='nccl'))))
     setup_cpu_distributed(cfg)
     assert cfg.env_cfg.dist_cfg.backend == 'gloo'
+
+
+def test_finish_distributed_frees_the_ddp_wrapper_before_the_group(tmp_path):
+    # a wrapper left alive is freed at interpreter exit, after the group: gloo then aborts
+    torch_dist.init_process_group('gloo', init_method=f'file://{tmp_path / "store"}', rank=0,
+                                  world_size=1)
+    try:
+        model = nn.Linear(2, 2)
+        runner = SimpleNamespace(model=MMDistributedDataParallel(model, device_ids=None))
+        wrapper = weakref.ref(runner.model)
+        finish_distributed(runner)
+        assert not torch_dist.is_initialized()
+        assert runner.model is model and wrapper() is None
+    finally:
+        if torch_dist.is_initialized():
+            torch_dist.destroy_process_group()
+    finish_distributed(runner)  # nothing to leave: a no-op

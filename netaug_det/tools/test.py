@@ -59,7 +59,7 @@ def test(args: argparse.Namespace) -> None:
 
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     metrics = runner.test()
-    finish_distributed()
+    finish_distributed(runner)
     if args.metrics_json and runner.rank == 0:
         with open(args.metrics_json, 'w') as f:
             json.dump({key: float(value) for key, value in metrics.items()}, f, indent=2)

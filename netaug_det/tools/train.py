@@ -67,7 +67,7 @@ def train(args: argparse.Namespace) -> None:
 
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     runner.train()
-    finish_distributed()
+    finish_distributed(runner)
 
 
 if __name__ == '__main__':
