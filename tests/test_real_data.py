@@ -183,7 +183,7 @@ def test_fetch_offline_names_the_fix(package, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(fetch_tool, 'REAL_DATASETS', {'neon_trees': spec})
     with pytest.raises(SystemExit) as exit_:
         fetch_tool.main(['neon_trees', '--out', str(tmp_path / 'out'), '--cache-dir',
-                    str(tmp_path / 'c')])
+                         str(tmp_path / 'c')])
     assert exit_.value.code == 2
     error = capsys.readouterr().err
     assert 'could not download' in error and 'Could not find a version' in error
@@ -270,7 +270,8 @@ def test_a_plan_fetches_its_real_dataset_through_the_cache(package, tmp_path, mo
     monkeypatch.setenv('NETAUG_DET_CACHE', str(cache))
     monkeypatch.setitem(real_data.REAL_DATASETS, 'neon_trees', spec)
     out = tmp_path / 'data' / 'trees'
-    plan = Config(dict(datasets=[dict(type='real_detection', name='neon_trees', out_dir=str(out))]))
+    plan = Config(dict(datasets=[dict(type='real_detection', name='neon_trees',
+                                      out_dir=str(out))]))
     prepare_datasets(plan)
     assert load(str(out), 'train')['images'] and (out / 'meta.json').is_file()
     prepare_datasets(plan)  # kept

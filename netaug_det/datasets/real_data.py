@@ -5,8 +5,9 @@ One dataset so far, ``neon_trees``: the tree-crown annotations that the ``deepfo
 Observatory Network (NEON). Four annotated photographs (two Yellowstone crops of 2299x2472 and
 1249x1035 pixels, two 400x400 plots from Florida and California, 10 cm per pixel) are cut into
 non-overlapping ``tile_size`` tiles, which gives a few hundred images of one class, ``tree``
-(``Alive`` and ``Dead`` of the SOAP plot are both trees). ``netaug_det.datasets.fetch`` (command line
-``netaug_det.tools.fetch_dataset``) downloads and verifies the wheel; :func:`convert_package` writes the dataset from it.
+(``Alive`` and ``Dead`` of the SOAP plot are both trees). ``netaug_det.datasets.fetch``
+(command line ``netaug_det.tools.fetch_dataset``) downloads and verifies the wheel;
+:func:`convert_package` writes the dataset from it.
 
 Layout under ``out_dir``::
 

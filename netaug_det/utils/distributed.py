@@ -7,13 +7,16 @@ configure the DDP wrapper for CPU modules (``device_ids=None``).
 """
 import datetime
 import gc
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
 from mmengine.model import is_model_wrapper
 from torch import nn
+
+if TYPE_CHECKING:
+    from mmengine.runner import Runner
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -38,7 +41,7 @@ def setup_cpu_distributed(cfg: Config) -> None:
     cfg.model_wrapper_cfg = wrapper_cfg
 
 
-def finish_distributed(runner: Optional[Any] = None) -> None:
+def finish_distributed(runner: Optional['Runner'] = None) -> None:
     """Leaves the process group at the end of a run: every rank waits for the others, the
     ``runner``'s DDP wrapper (its reducer holds the group) is replaced by the model inside it and
     collected, then the group is destroyed.
